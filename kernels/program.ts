@@ -1,0 +1,157 @@
+/**
+ * Recording and replaying kernel dispatches. An op records a dispatch (pipeline, bind group,
+ * workgroup counts) into a Recorder; `finish()` turns the list into a Plan that can be replayed
+ * any number of times with no host data, the way a CUDA graph is. Pipelines are cached by
+ * (kernel, constants), so recording the same op twice compiles once.
+ */
+import type { Gpu } from "./device.ts";
+import { LimitError, type Tensor } from "./tensor.ts";
+
+/** A WGSL compute kernel: its source and the pipeline-overridable constants baked into it. */
+export interface Kernel {
+  /** Name used for caching, labels and profiling (e.g. "cross_entropy"). */
+  name: string;
+  /** WGSL source with one `@compute` entry point named `main`. */
+  code: string;
+  /** Values for the shader's `override` declarations. */
+  constants?: Record<string, number>;
+}
+
+/** One recorded dispatch. */
+export interface Dispatch {
+  kernel: string;
+  pipeline: GPUComputePipeline;
+  bindGroup: GPUBindGroup;
+  workgroups: [number, number, number];
+}
+
+/** A buffer bound to a kernel: a tensor, or a raw buffer (uniform parameters, counters). */
+export type Binding = Tensor | GPUBuffer;
+
+const pipelineCache = new WeakMap<GPUDevice, Map<string, GPUComputePipeline>>();
+const moduleCache = new WeakMap<GPUDevice, Map<string, GPUShaderModule>>();
+
+/** Returns the cached compute pipeline for a kernel, creating it on first use. */
+export function pipelineFor(gpu: Gpu, kernel: Kernel): GPUComputePipeline {
+  let pipelines = pipelineCache.get(gpu.device);
+  if (!pipelines) pipelineCache.set(gpu.device, pipelines = new Map());
+  const constants = kernel.constants ?? {};
+  const key = `${kernel.name}|${JSON.stringify(constants)}|${kernel.code}`;
+  let pipeline = pipelines.get(key);
+  if (!pipeline) {
+    let modules = moduleCache.get(gpu.device);
+    if (!modules) moduleCache.set(gpu.device, modules = new Map());
+    let module = modules.get(kernel.code);
+    if (!module) {
+      module = gpu.device.createShaderModule({ label: kernel.name, code: kernel.code });
+      modules.set(kernel.code, module);
+    }
+    pipeline = gpu.device.createComputePipeline({
+      label: kernel.name,
+      layout: "auto",
+      compute: { module, entryPoint: "main", constants },
+    });
+    pipelines.set(key, pipeline);
+  }
+  return pipeline;
+}
+
+/** Creates a small uniform buffer holding u32 parameters fixed at record time. */
+export function uniformU32(gpu: Gpu, values: readonly number[], label = "params"): GPUBuffer {
+  const buffer = gpu.device.createBuffer({
+    label,
+    size: Math.max(16, Math.ceil(values.length / 4) * 16),
+    usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
+  });
+  gpu.device.queue.writeBuffer(buffer, 0, Uint32Array.from(values));
+  return buffer;
+}
+
+/** Collects dispatches in order; `finish()` validates them and returns a replayable Plan. */
+export class Recorder {
+  readonly dispatches: Dispatch[] = [];
+  #open = true;
+
+  constructor(readonly gpu: Gpu) {
+    // Shader or binding mistakes become an exception in finish() instead of silent zeros.
+    gpu.device.pushErrorScope("validation");
+  }
+
+  /** Records one dispatch of `kernel` with `bindings` at @group(0) @binding(0..n-1). */
+  dispatch(kernel: Kernel, bindings: readonly Binding[], workgroups: number | number[]): void {
+    if (!this.#open) throw new Error(`recorder already finished (dispatching ${kernel.name})`);
+    const counts = typeof workgroups === "number" ? [workgroups] : workgroups;
+    const [x = 1, y = 1, z = 1] = counts;
+    const max = this.gpu.limits.maxComputeWorkgroupsPerDimension;
+    for (const n of [x, y, z]) {
+      if (!Number.isInteger(n) || n < 0) {
+        throw new Error(`${kernel.name}: invalid workgroup count ${n}`);
+      }
+      if (n > max) {
+        throw new LimitError(
+          `${kernel.name}: ${n} workgroups in one dimension exceeds the device's ` +
+            `maxComputeWorkgroupsPerDimension of ${max}`,
+        );
+      }
+    }
+    const pipeline = pipelineFor(this.gpu, kernel);
+    const bindGroup = this.gpu.device.createBindGroup({
+      label: kernel.name,
+      layout: pipeline.getBindGroupLayout(0),
+      entries: bindings.map((b, binding) => ({
+        binding,
+        resource: { buffer: b instanceof GPUBuffer ? b : b.buffer },
+      })),
+    });
+    this.dispatches.push({ kernel: kernel.name, pipeline, bindGroup, workgroups: [x, y, z] });
+  }
+
+  /** Closes the recording; throws if any pipeline or bind group was invalid. */
+  async finish(): Promise<Plan> {
+    this.#open = false;
+    const error = await this.gpu.device.popErrorScope();
+    if (error) throw new Error(`WebGPU validation failed while recording: ${error.message}`);
+    return new Plan(this.gpu, this.dispatches);
+  }
+}
+
+/** A fixed sequence of dispatches that replays with no host input. */
+export class Plan {
+  constructor(readonly gpu: Gpu, readonly dispatches: readonly Dispatch[]) {}
+
+  /** Encodes the dispatches once into an open compute pass. */
+  encodeInto(pass: GPUComputePassEncoder): void {
+    for (const d of this.dispatches) {
+      pass.setPipeline(d.pipeline);
+      pass.setBindGroup(0, d.bindGroup);
+      pass.dispatchWorkgroups(d.workgroups[0], d.workgroups[1], d.workgroups[2]);
+    }
+  }
+
+  /** Submits `times` back-to-back replays in one command buffer. */
+  submit(times = 1): void {
+    const encoder = this.gpu.device.createCommandEncoder();
+    const pass = encoder.beginComputePass();
+    for (let i = 0; i < times; i++) this.encodeInto(pass);
+    pass.end();
+    this.gpu.device.queue.submit([encoder.finish()]);
+  }
+
+  /** Replays once and waits until the device has finished (tests and one-off ops). */
+  async run(): Promise<void> {
+    this.submit(1);
+    await this.gpu.device.queue.onSubmittedWorkDone();
+  }
+}
+
+/** Records the dispatches `body` makes, then replays them once and waits. For tests and setup. */
+export async function runOnce(gpu: Gpu, body: (rec: Recorder) => void): Promise<void> {
+  const rec = new Recorder(gpu);
+  try {
+    body(rec);
+  } catch (e) {
+    await rec.finish().catch(() => {});
+    throw e;
+  }
+  await (await rec.finish()).run();
+}
