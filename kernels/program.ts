@@ -100,7 +100,9 @@ export class Recorder {
       layout: pipeline.getBindGroupLayout(0),
       entries: bindings.map((b, binding) => ({
         binding,
-        resource: { buffer: b instanceof GPUBuffer ? b : b.buffer },
+        resource: b instanceof GPUBuffer
+          ? { buffer: b }
+          : { buffer: b.buffer, offset: b.byteOffset, size: Math.max(4, b.byteLength) },
       })),
     });
     this.dispatches.push({ kernel: kernel.name, pipeline, bindGroup, workgroups: [x, y, z] });

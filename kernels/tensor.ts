@@ -30,6 +30,8 @@ export class Tensor {
     readonly shape: readonly number[],
     readonly dtype: DType,
     readonly name: string,
+    /** Byte offset into `buffer` (non-zero for views into an arena). */
+    readonly byteOffset = 0,
   ) {
     this.size = shape.reduce((a, b) => a * b, 1);
   }
@@ -74,18 +76,46 @@ export function createTensor(
   return tensor;
 }
 
+/**
+ * A tensor viewing part of an existing buffer, e.g. one parameter inside the parameter arena.
+ * `byteOffset` must be a multiple of the device's minStorageBufferOffsetAlignment.
+ */
+export function tensorView(
+  base: Tensor,
+  byteOffset: number,
+  shape: readonly number[],
+  name: string,
+): Tensor {
+  const align = base.gpu.limits.minStorageBufferOffsetAlignment;
+  const view = new Tensor(
+    base.gpu,
+    base.buffer,
+    [...shape],
+    base.dtype,
+    name,
+    base.byteOffset + byteOffset,
+  );
+  if (view.byteOffset % align !== 0) {
+    throw new LimitError(`view ${name}: offset ${view.byteOffset} is not a multiple of ${align}`);
+  }
+  if (view.byteOffset + view.byteLength > base.byteOffset + base.byteLength) {
+    throw new ShapeError(`view ${view.describe()} runs past the end of ${base.describe()}`);
+  }
+  return view;
+}
+
 /** Copies host data into a tensor (queued; ordered before later submits). */
 export function writeTensor(tensor: Tensor, data: ArrayLike<number>): void {
   if (data.length !== tensor.size) {
     throw new ShapeError(`write to ${tensor.describe()}: got ${data.length} values`);
   }
   const typed = tensor.dtype === "f32" ? Float32Array.from(data) : Uint32Array.from(data);
-  tensor.gpu.device.queue.writeBuffer(tensor.buffer, 0, typed);
+  tensor.gpu.device.queue.writeBuffer(tensor.buffer, tensor.byteOffset, typed);
 }
 
 /** Reads a whole tensor back to the host (one mapAsync round trip: never inside a step). */
 export async function readTensor(tensor: Tensor): Promise<Float32Array | Uint32Array> {
-  const bytes = await readBytes(tensor.gpu, tensor.buffer, 0, tensor.byteLength);
+  const bytes = await readBytes(tensor.gpu, tensor.buffer, tensor.byteOffset, tensor.byteLength);
   return tensor.dtype === "f32" ? new Float32Array(bytes) : new Uint32Array(bytes);
 }
 
