@@ -152,3 +152,12 @@ export async function readBytes(
   staging.destroy();
   return copy;
 }
+
+/** The same storage seen with another shape of equal size (row-major, no copy). */
+export function reshape(t: Tensor, shape: readonly number[], name = t.name): Tensor {
+  const size = shape.reduce((a, b) => a * b, 1);
+  if (size !== t.size) {
+    throw new ShapeError(`reshape ${t.describe()} to [${shape.join(", ")}]: sizes differ`);
+  }
+  return new Tensor(t.gpu, t.buffer, [...shape], t.dtype, name, t.byteOffset);
+}

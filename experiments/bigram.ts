@@ -1,0 +1,36 @@
+/**
+ * The bigram language model of the lecture: the logits for the next character are a row of a
+ * V×V table looked up by the current character.
+ */
+import { z } from "zod";
+import { embedding } from "../nn/ops.ts";
+import type { LanguageModel, LanguageModelExperiment } from "./types.ts";
+import { languageModelSchema } from "./types.ts";
+
+const schema = z.object(languageModelSchema({
+  steps: 10000,
+  batchSize: 32,
+  blockSize: 8,
+  lr: 1e-3,
+  evalInterval: 1000,
+  evalIters: 200,
+}));
+
+/** The bigram experiment. */
+export const bigram: LanguageModelExperiment<z.infer<typeof schema>> = {
+  kind: "language-model",
+  name: "bigram",
+  summary: "bigram language model: logits = table[token] (V×V), AdamW",
+  schema,
+  createModel(store, _config, vocabSize): LanguageModel {
+    // nn.Embedding's default init: N(0, 1).
+    const table = store.register("token_embedding_table.weight", [vocabSize, vocabSize], {
+      kind: "normal",
+      mean: 0,
+      std: 1,
+    });
+    return {
+      forward: (g, idx) => embedding(g, g.param(table()), idx),
+    };
+  },
+};

@@ -1,0 +1,218 @@
+/**
+ * `deno task check`: the CI regression guard. Each baseline file names an experiment, its
+ * overrides, seeds and metric, with the expected mean and std. Missing runs are trained (runs
+ * already on disk with the same config and seed are reused), and the fresh mean is compared:
+ * worse by more than max(sigmas·σ/√n, absolute) is a regression (exit 1).
+ */
+import { basename, join } from "node:path";
+import { parseArgs } from "node:util";
+import { z } from "zod";
+import { experiments } from "../experiments/mod.ts";
+import { writeFileAtomic } from "./atomic.ts";
+import { resolveConfig } from "./config.ts";
+import { ExitCode, UsageError } from "./errors.ts";
+import { runExp } from "./exp.ts";
+import type { RunResult } from "./result_schema.ts";
+import { readResult, resultPath, runId } from "./results_io.ts";
+import { summarize } from "./stats.ts";
+
+/** A committed baseline (results/baselines/*.json). */
+export const Baseline = z.object({
+  experiment: z.string(),
+  description: z.string().optional(),
+  overrides: z.record(z.string(), z.union([z.string(), z.number(), z.boolean()])),
+  seeds: z.array(z.number().int().nonnegative()).min(1),
+  metric: z.string().default("final.val"),
+  /** Whether a lower metric is better (losses) or a higher one. */
+  better: z.enum(["lower", "higher"]).default("lower"),
+  expected: z.object({ mean: z.number(), std: z.number().nonnegative() }),
+  tolerance: z.object({
+    sigmas: z.number().positive().default(3),
+    absolute: z.number().nonnegative(),
+  }),
+});
+/** A committed baseline. */
+export type Baseline = z.infer<typeof Baseline>;
+
+/** The outcome of comparing fresh runs with one baseline. */
+export interface CheckRow {
+  name: string;
+  baseline: Baseline;
+  values: number[];
+  mean: number;
+  std: number;
+  delta: number;
+  threshold: number;
+  verdict: "pass" | "better" | "regression";
+}
+
+/** Compares fresh metric values with a baseline. */
+export function judge(name: string, baseline: Baseline, values: number[]): CheckRow {
+  const s = summarize(values);
+  const n = values.length;
+  const threshold = Math.max(
+    baseline.tolerance.sigmas * baseline.expected.std / Math.sqrt(n),
+    baseline.tolerance.absolute,
+  );
+  const delta = s.mean - baseline.expected.mean;
+  const worse = baseline.better === "lower" ? delta : -delta;
+  const verdict = worse > threshold ? "regression" : worse < -threshold ? "better" : "pass";
+  return { name, baseline, values, mean: s.mean, std: s.std, delta, threshold, verdict };
+}
+
+/** Reads a dotted numeric path such as `final.val` out of a result. */
+export function metricOf(result: RunResult, path: string): number {
+  let value: unknown = result;
+  for (const part of path.split(".")) {
+    value = value !== null && typeof value === "object"
+      ? (value as Record<string, unknown>)[part]
+      : undefined;
+  }
+  if (typeof value !== "number") {
+    throw new UsageError(`${result.runId}: metric ${path} is not a number (${value})`);
+  }
+  return value;
+}
+
+async function loadBaselines(
+  dir: string,
+): Promise<{ name: string; path: string; baseline: Baseline }[]> {
+  const entries: { name: string; path: string; baseline: Baseline }[] = [];
+  let names: string[];
+  try {
+    names = [...Deno.readDirSync(dir)].filter((e) => e.isFile && e.name.endsWith(".json"))
+      .map((e) => e.name).sort();
+  } catch {
+    throw new UsageError(`no baselines directory at ${dir}`);
+  }
+  if (names.length === 0) throw new UsageError(`no baseline files (*.json) in ${dir}`);
+  for (const file of names) {
+    const path = join(dir, file);
+    let json: unknown;
+    try {
+      json = JSON.parse(await Deno.readTextFile(path));
+    } catch (e) {
+      throw new UsageError(`${path}: not valid JSON (${(e as Error).message})`);
+    }
+    const parsed = Baseline.safeParse(json);
+    if (!parsed.success) {
+      const issues = parsed.error.issues.slice(0, 3).map((i) =>
+        `${i.path.join(".")}: ${i.message}`
+      );
+      throw new UsageError(`${path}: not a baseline (${issues.join("; ")})`);
+    }
+    if (!experiments.has(parsed.data.experiment)) {
+      throw new UsageError(`${path}: unknown experiment '${parsed.data.experiment}'`);
+    }
+    entries.push({ name: basename(file, ".json"), path, baseline: parsed.data });
+  }
+  return entries;
+}
+
+function setsOf(baseline: Baseline): string[] {
+  return Object.entries(baseline.overrides).map(([k, v]) => `${k}=${v}`);
+}
+
+/** Finds or trains the runs a baseline needs; returns their metric values in seed order. */
+async function freshValues(
+  baseline: Baseline,
+  resultsDir: string,
+  quiet: boolean,
+): Promise<number[]> {
+  const experiment = experiments.get(baseline.experiment)!;
+  const { sha256 } = await resolveConfig(experiment.schema as never, { sets: setsOf(baseline) });
+  const load = async (seed: number): Promise<RunResult | undefined> => {
+    try {
+      const r = await readResult(resultPath(resultsDir, baseline.experiment, runId(sha256, seed)));
+      return r.configSha256 === sha256 && r.seed === seed && r.status === "ok" ? r : undefined;
+    } catch {
+      return undefined;
+    }
+  };
+  const missing: number[] = [];
+  for (const seed of baseline.seeds) if (!(await load(seed))) missing.push(seed);
+  if (missing.length > 0) {
+    const args = [baseline.experiment, "--seeds", missing.join(","), "--out", resultsDir];
+    for (const s of setsOf(baseline)) args.push("--set", s);
+    if (quiet) args.push("--quiet");
+    const code = await runExp(args);
+    if (code !== ExitCode.ok) throw new Error(`training for the baseline failed (exit ${code})`);
+  }
+  const values: number[] = [];
+  for (const seed of baseline.seeds) {
+    const r = await load(seed);
+    if (!r) throw new Error(`run for seed ${seed} missing after training`);
+    values.push(metricOf(r, baseline.metric));
+  }
+  return values;
+}
+
+function table(rows: CheckRow[]): string {
+  const header = ["baseline", "metric", "n", "expected", "now", "delta", "allowed", "verdict"];
+  const lines = rows.map((r) => [
+    r.name,
+    r.baseline.metric,
+    String(r.values.length),
+    `${r.baseline.expected.mean.toFixed(4)} ± ${r.baseline.expected.std.toFixed(4)}`,
+    `${r.mean.toFixed(4)} ± ${r.std.toFixed(4)}`,
+    (r.delta >= 0 ? "+" : "") + r.delta.toFixed(4),
+    `±${r.threshold.toFixed(4)}`,
+    r.verdict === "regression" ? "REGRESSION" : r.verdict,
+  ]);
+  const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i].length)));
+  const fmt = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i])).join("  ").trimEnd();
+  return [fmt(header), ...lines.map(fmt)].join("\n");
+}
+
+/** Runs the `check` command; returns the exit code (0 pass, 1 regression, 2 usage). */
+export async function runCheck(argv: string[]): Promise<number> {
+  let values;
+  try {
+    values = parseArgs({
+      args: argv,
+      strict: true,
+      options: {
+        baselines: { type: "string", default: "results/baselines" },
+        results: { type: "string", default: "results" },
+        update: { type: "boolean", default: false },
+        quiet: { type: "boolean", default: false },
+      },
+    }).values;
+  } catch (e) {
+    throw new UsageError(
+      `${
+        (e as Error).message
+      }\nusage: deno task check [--baselines DIR] [--results DIR] [--update]`,
+    );
+  }
+  const baselines = await loadBaselines(values.baselines);
+  const rows: CheckRow[] = [];
+  for (const { name, path, baseline } of baselines) {
+    const fresh = await freshValues(baseline, values.results, values.quiet);
+    const row = judge(name, baseline, fresh);
+    rows.push(row);
+    if (values.update) {
+      const updated = { ...baseline, expected: { mean: row.mean, std: row.std } };
+      await writeFileAtomic(path, JSON.stringify(updated, null, 2) + "\n");
+    }
+  }
+  console.log(table(rows));
+  if (values.update) {
+    console.log(`updated ${rows.length} baseline(s) in ${values.baselines} from the fresh runs`);
+    return ExitCode.ok;
+  }
+  const regressions = rows.filter((r) => r.verdict === "regression");
+  const better = rows.filter((r) => r.verdict === "better");
+  if (better.length > 0) {
+    console.log(
+      `${better.map((r) => r.name).join(", ")}: clearly better than the baseline; ` +
+        "run `deno task check --update` to record the new figures",
+    );
+  }
+  if (regressions.length > 0) {
+    console.log(`regression: ${regressions.map((r) => r.name).join(", ")}`);
+    return ExitCode.failure;
+  }
+  console.log(`check passed: ${rows.length} baseline(s)`);
+  return ExitCode.ok;
+}

@@ -1,0 +1,123 @@
+/**
+ * Embedding lookup: out[n, :] = table[idx[n], :], and its deterministic backward, a gather over
+ * positions in a fixed order (no atomics, so gradients are bit-identical across runs).
+ */
+import source from "./embedding.wgsl" with { type: "text" };
+import { requireDisjoint, requireF32 } from "./elementwise.ts";
+import { grid1d } from "./grid.ts";
+import type { Recorder } from "./program.ts";
+import { LimitError, ShapeError, type Tensor } from "./tensor.ts";
+
+// llvmpipe silently stops an invocation after this many loop iterations in total.
+const LOOP_LIMIT = 65535;
+
+function requireU32(op: string, ...tensors: Tensor[]): void {
+  for (const t of tensors) {
+    if (t.dtype !== "u32") throw new ShapeError(`${op}: ${t.describe()} must be u32`);
+  }
+}
+
+function requireRows(op: string, rows: Tensor, idx: Tensor, C: number): void {
+  if (rows.shape[rows.shape.length - 1] !== C || rows.size !== idx.size * C) {
+    throw new ShapeError(
+      `${op}: ${rows.describe()} must be [${[...idx.shape, C].join(", ")}]: one row of ${C} ` +
+        `per id of ${idx.describe()}`,
+    );
+  }
+}
+
+function tableShape(op: string, table: Tensor): [number, number] {
+  if (table.shape.length !== 2) throw new ShapeError(`${op}: ${table.describe()} must be [V, C]`);
+  return [table.shape[0], table.shape[1]];
+}
+
+function record(
+  rec: Recorder,
+  mode: 0 | 1,
+  src: Tensor,
+  idx: Tensor,
+  dst: Tensor,
+  V: number,
+  C: number,
+  accumulate: boolean,
+): void {
+  if (dst.size === 0) return;
+  const width = C % 4 === 0 ? 4 : 1;
+  const code = `alias T = ${width === 4 ? "vec4<f32>" : "f32"};\n` + source;
+  rec.dispatch(
+    {
+      name: mode === 0 ? "embedding_forward" : "embedding_backward",
+      code,
+      constants: { MODE: mode, N: idx.size, V, CW: C / width, ACCUMULATE: accumulate ? 1 : 0 },
+    },
+    [src, idx, dst],
+    grid1d(dst.size / width, 256),
+  );
+}
+
+/** Records out[n, :] = table[idx[n], :] for table [V, C], idx [N] or [B, T] (ids ≥ V give zeros). */
+export function embeddingForward(rec: Recorder, table: Tensor, idx: Tensor, out: Tensor): void {
+  const op = "embeddingForward";
+  const [V, C] = tableShape(op, table);
+  requireF32(op, table, out);
+  requireU32(op, idx);
+  requireRows(op, out, idx, C);
+  requireDisjoint(op, [out], [table, idx]);
+  record(rec, 0, table, idx, out, V, C, false);
+}
+
+/** Records dTable (+)= Σ over n with idx[n] = v of dOut[n, :], summed in increasing n. */
+export function embeddingBackward(
+  rec: Recorder,
+  idx: Tensor,
+  dOut: Tensor,
+  dTable: Tensor,
+  accumulate: boolean,
+): void {
+  const op = "embeddingBackward";
+  const [V, C] = tableShape(op, dTable);
+  requireF32(op, dOut, dTable);
+  requireU32(op, idx);
+  requireRows(op, dOut, idx, C);
+  requireDisjoint(op, [dTable], [idx, dOut]);
+  const N = idx.size;
+  if (N > LOOP_LIMIT) {
+    throw new LimitError(
+      `${op}: ${idx.describe()} has ${N} ids; each gradient element loops over all of them, ` +
+        `above llvmpipe's limit of ${LOOP_LIMIT} loop iterations per invocation`,
+    );
+  }
+  record(rec, 1, dOut, idx, dTable, V, C, accumulate);
+}
+
+/** Reference for `embeddingForward`: out [N, C] from table [V, C] (ids must be < V). */
+export function embeddingForwardReference(
+  table: ArrayLike<number>,
+  idx: ArrayLike<number>,
+  V: number,
+  C: number,
+): Float64Array {
+  const out = new Float64Array(idx.length * C);
+  for (let n = 0; n < idx.length; n++) {
+    const id = idx[n];
+    if (id >= V) throw new RangeError(`embeddingForwardReference: id ${id} at ${n} is ≥ V = ${V}`);
+    for (let c = 0; c < C; c++) out[n * C + c] = table[id * C + c];
+  }
+  return out;
+}
+
+/** Reference for `embeddingBackward` (without accumulation): dTable [V, C] in float64. */
+export function embeddingBackwardReference(
+  idx: ArrayLike<number>,
+  dOut: ArrayLike<number>,
+  V: number,
+  C: number,
+): Float64Array {
+  const dTable = new Float64Array(V * C);
+  for (let n = 0; n < idx.length; n++) {
+    const id = idx[n];
+    if (id >= V) throw new RangeError(`embeddingBackwardReference: id ${id} at ${n} is ≥ V = ${V}`);
+    for (let c = 0; c < C; c++) dTable[id * C + c] += dOut[n * C + c];
+  }
+  return dTable;
+}

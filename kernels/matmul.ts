@@ -1,0 +1,389 @@
+/**
+ * Batched matrix product with transpose flags and gradient accumulation, register-blocked:
+ * each invocation computes a TM×TN tile of outputs from vec4 loads wherever the layout keeps
+ * four consecutive elements aligned. A Linear layer y = x·W (x [B*T, C], W [C, N]) has the
+ * gradients dX = dY·Wᵀ (transB) and dW += xᵀ·dY (transA, accumulate); attention uses the
+ * batched form, q·kᵀ over [B*heads, T, hs].
+ */
+import headerSource from "./matmul.wgsl" with { type: "text" };
+import { requireDisjoint, requireF32 } from "./elementwise.ts";
+import { type Recorder, uniformU32 } from "./program.ts";
+import { LimitError, ShapeError, type Tensor } from "./tensor.ts";
+
+/** Options of `matmul`: operand transposes and accumulation into `out`. */
+export interface MatmulOptions {
+  /** `a` is stored [K, M] (or [Bt, K, M]) and used transposed. */
+  transA?: boolean;
+  /** `b` is stored [N, K] (or [Bt, N, K]) and used transposed. */
+  transB?: boolean;
+  /** out += a·b instead of out = a·b (gradient accumulation). */
+  accumulate?: boolean;
+}
+
+/** The register tile and workgroup shape a matmul dispatch uses. */
+export interface MatmulTile {
+  /** Output rows per invocation. */
+  tm: number;
+  /** Output columns per invocation. */
+  tn: number;
+  /** Workgroup size along the column tiles. */
+  wgx: number;
+  /** Workgroup size along the row tiles. */
+  wgy: number;
+}
+
+/** Everything that decides the generated WGSL; shapes travel in the uniform. */
+export interface MatmulLayout extends MatmulTile {
+  transA: boolean;
+  transB: boolean;
+  /** a is read as vec4 along its contiguous axis. */
+  vecA: boolean;
+  /** b is read as vec4 along its contiguous axis. */
+  vecB: boolean;
+  /** out is written as vec4 along N. */
+  vecC: boolean;
+  /** K % 4 != 0: the last chunk of four k is clamped and masked. */
+  raggedK: boolean;
+}
+
+/** llvmpipe stops an invocation after this many loop iterations in total, silently. */
+export const MAX_LOOP_ITERATIONS = 65535;
+
+const XYZW = ["x", "y", "z", "w"];
+
+/** WGSL for one matmul layout: the shared header plus an unrolled TM×TN tile body. */
+export function matmulCode(layout: MatmulLayout): string {
+  const { tm, tn, transA, transB, vecA, vecB, vecC, raggedK } = layout;
+  if (tn % 4 !== 0) throw new RangeError(`matmul tile: tn=${tn} must be a multiple of 4`);
+  if (transA && vecA && tm % 4 !== 0) {
+    throw new RangeError(`matmul tile: tm=${tm} must be a multiple of 4 for vec4 reads of aᵀ`);
+  }
+  if (raggedK && ((vecA && !transA) || (vecB && transB))) {
+    throw new RangeError("matmul: vec4 reads along k need K % 4 == 0");
+  }
+  const groups = tn / 4;
+  const L: string[] = [headerSource];
+  const arr = (vec: boolean) => vec ? "array<vec4<f32>>" : "array<f32>";
+  L.push(`@group(0) @binding(0) var<storage, read> a: ${arr(vecA)};`);
+  L.push(`@group(0) @binding(1) var<storage, read> b: ${arr(vecB)};`);
+  L.push(`@group(0) @binding(2) var<storage, read_write> c: ${arr(vecC)};`);
+  L.push(`@compute @workgroup_size(${layout.wgx}, ${layout.wgy})`);
+  L.push(`fn main(@builtin(global_invocation_id) gid: vec3<u32>) {`);
+  L.push(`  let M = p.M;`);
+  L.push(`  let N = p.N;`);
+  L.push(`  let K = p.K;`);
+  L.push(`  let n0 = gid.x * ${tn}u;`);
+  L.push(`  let m0 = gid.y * ${tm}u;`);
+  L.push(`  if (n0 >= N || m0 >= M) { return; }`);
+  L.push(`  let a_off = gid.z * p.a_batch;`);
+  L.push(`  let b_off = gid.z * p.b_batch;`);
+  L.push(`  let c_off = gid.z * M * N;`);
+  // Rows/columns past the edge are clamped onto the last one: the loads stay in bounds and
+  // branch-free, and the stores below drop their results.
+  for (let i = 0; i < tm; i++) L.push(`  let mi${i} = min(m0 + ${i}u, M - 1u);`);
+  for (let j = 0; j < tn; j++) L.push(`  let nj${j} = min(n0 + ${j}u, N - 1u);`);
+  // Per chunk of four k (k = 4·kc + kk): A(i, kk) is a scalar expression, B(kk, g) a vec4
+  // expression over the columns n0 + 4g .. n0 + 4g + 3. With a ragged K the last chunk reads
+  // row K-1 in place of the missing ones and zeroes the a side, instead of a separate tail
+  // loop that would double the code llvmpipe has to compile.
+  const kIndex = (kk: number) => raggedK ? `min(k + ${kk}u, K - 1u)` : `(k + ${kk}u)`;
+  const masked = (kk: number, value: string, zero: string) =>
+    raggedK ? `select(${zero}, ${value}, k + ${kk}u < K)` : value;
+  const aExpr: string[][] = Array.from({ length: tm }, () => []);
+  const bExpr: string[][] = Array.from({ length: 4 }, () => []);
+  const loads: string[] = [];
+  if (!transA && vecA) {
+    for (let i = 0; i < tm; i++) {
+      L.push(`  let ar${i} = (a_off + mi${i} * K) / 4u;`);
+      loads.push(`    let a${i} = a[ar${i} + kc];`);
+      for (let kk = 0; kk < 4; kk++) aExpr[i][kk] = `a${i}.${XYZW[kk]}`;
+    }
+  } else if (!transA) {
+    for (let i = 0; i < tm; i++) {
+      L.push(`  let ar${i} = a_off + mi${i} * K;`);
+      for (let kk = 0; kk < 4; kk++) {
+        loads.push(`    let a${i}_${kk} = ${masked(kk, `a[ar${i} + ${kIndex(kk)}]`, "0.0")};`);
+        aExpr[i][kk] = `a${i}_${kk}`;
+      }
+    }
+  } else if (vecA) {
+    // aᵀ rows are contiguous in m: one vec4 covers four rows of the tile.
+    for (let g = 0; g < tm / 4; g++) L.push(`  let ag${g} = min(m0 / 4u + ${g}u, M / 4u - 1u);`);
+    for (let kk = 0; kk < 4; kk++) {
+      for (let g = 0; g < tm / 4; g++) {
+        const load = `a[(a_off + ${kIndex(kk)} * M) / 4u + ag${g}]`;
+        loads.push(`    let a${kk}_${g} = ${masked(kk, load, "vec4<f32>(0.0)")};`);
+        for (let c = 0; c < 4; c++) aExpr[4 * g + c][kk] = `a${kk}_${g}.${XYZW[c]}`;
+      }
+    }
+  } else {
+    for (let kk = 0; kk < 4; kk++) {
+      for (let i = 0; i < tm; i++) {
+        const load = `a[a_off + ${kIndex(kk)} * M + mi${i}]`;
+        loads.push(`    let a${kk}_${i} = ${masked(kk, load, "0.0")};`);
+        aExpr[i][kk] = `a${kk}_${i}`;
+      }
+    }
+  }
+  const vec4Of = (parts: string[]) => `vec4<f32>(${parts.join(", ")})`;
+  if (!transB && vecB) {
+    for (let g = 0; g < groups; g++) L.push(`  let bg${g} = min(n0 / 4u + ${g}u, N / 4u - 1u);`);
+    for (let kk = 0; kk < 4; kk++) {
+      for (let g = 0; g < groups; g++) {
+        loads.push(`    let b${kk}_${g} = b[(b_off + ${kIndex(kk)} * N) / 4u + bg${g}];`);
+        bExpr[kk][g] = `b${kk}_${g}`;
+      }
+    }
+  } else if (!transB) {
+    for (let kk = 0; kk < 4; kk++) {
+      loads.push(`    let br${kk} = b_off + ${kIndex(kk)} * N;`);
+      for (let g = 0; g < groups; g++) {
+        const parts = [0, 1, 2, 3].map((c) => `b[br${kk} + nj${4 * g + c}]`);
+        loads.push(`    let b${kk}_${g} = ${vec4Of(parts)};`);
+        bExpr[kk][g] = `b${kk}_${g}`;
+      }
+    }
+  } else {
+    // bᵀ rows are contiguous in k: read four k at once per column, then regroup by column.
+    for (let j = 0; j < tn; j++) {
+      if (vecB) {
+        L.push(`  let bc${j} = (b_off + nj${j} * K) / 4u;`);
+        loads.push(`    let b${j} = b[bc${j} + kc];`);
+      } else {
+        L.push(`  let bc${j} = b_off + nj${j} * K;`);
+        const parts = [0, 1, 2, 3].map((kk) => `b[bc${j} + ${kIndex(kk)}]`);
+        loads.push(`    let b${j} = ${vec4Of(parts)};`);
+      }
+    }
+    for (let kk = 0; kk < 4; kk++) {
+      for (let g = 0; g < groups; g++) {
+        bExpr[kk][g] = vec4Of([0, 1, 2, 3].map((c) => `b${4 * g + c}.${XYZW[kk]}`));
+      }
+    }
+  }
+  for (let i = 0; i < tm; i++) {
+    for (let g = 0; g < groups; g++) L.push(`  var c${i}_${g} = vec4<f32>(0.0);`);
+  }
+  // Four k per iteration, so only ceil(K/4) iterations count against llvmpipe's budget.
+  L.push(`  for (var kc = 0u; kc < (K + 3u) / 4u; kc = kc + 1u) {`);
+  L.push(`    let k = kc * 4u;`);
+  L.push(...loads);
+  for (let i = 0; i < tm; i++) {
+    for (let g = 0; g < groups; g++) {
+      const sum = [0, 1, 2, 3].reduce(
+        (acc, kk) => `fma(vec4<f32>(${aExpr[i][kk]}), ${bExpr[kk][g]}, ${acc})`,
+        `c${i}_${g}`,
+      );
+      L.push(`    c${i}_${g} = ${sum};`);
+    }
+  }
+  L.push(`  }`);
+  const accumulate = "ACCUMULATE";
+  for (let i = 0; i < tm; i++) {
+    L.push(`  if (m0 + ${i}u < M) {`);
+    L.push(`    let row = c_off + (m0 + ${i}u) * N + n0;`);
+    for (let g = 0; g < groups; g++) {
+      if (vecC) {
+        // N % 4 == 0 and n0 % 4 == 0: a group is entirely inside or entirely past the edge.
+        L.push(`    if (n0 + ${4 * g}u < N) {`);
+        L.push(`      let o = row / 4u + ${g}u;`);
+        L.push(
+          `      if (${accumulate}) { c[o] = c[o] + c${i}_${g}; } else { c[o] = c${i}_${g}; }`,
+        );
+        L.push(`    }`);
+      } else {
+        for (let cc = 0; cc < 4; cc++) {
+          const j = 4 * g + cc, v = `c${i}_${g}.${XYZW[cc]}`;
+          L.push(`    if (n0 + ${j}u < N) {`);
+          L.push(`      let o = row + ${j}u;`);
+          L.push(`      if (${accumulate}) { c[o] = c[o] + ${v}; } else { c[o] = ${v}; }`);
+          L.push(`    }`);
+        }
+      }
+    }
+    L.push(`  }`);
+  }
+  L.push(`}`);
+  return L.join("\n");
+}
+
+const codeCache = new Map<string, string>();
+
+function cachedCode(key: string, layout: MatmulLayout): string {
+  let code = codeCache.get(key);
+  if (code === undefined) codeCache.set(key, code = matmulCode(layout));
+  return code;
+}
+
+/** Dimensions of a matmul after shape validation. */
+export interface MatmulDims {
+  batch: number;
+  M: number;
+  N: number;
+  K: number;
+  aBatched: boolean;
+  bBatched: boolean;
+}
+
+/** Validates operand and output shapes; returns the logical dimensions. */
+export function matmulDims(
+  a: Tensor,
+  b: Tensor,
+  out: Tensor,
+  opts: MatmulOptions = {},
+): MatmulDims {
+  const what = () =>
+    `matmul(transA=${opts.transA ?? false}, transB=${opts.transB ?? false}): ` +
+    `a ${a.describe()}, b ${b.describe()}, out ${out.describe()}`;
+  requireF32("matmul", a, b, out);
+  if (a.shape.length < 2 || a.shape.length > 3 || b.shape.length < 2 || b.shape.length > 3) {
+    throw new ShapeError(`${what()}: operands must be 2-D or 3-D`);
+  }
+  const [aBatch, aRows, aCols] = a.shape.length === 3 ? a.shape : [1, ...a.shape];
+  const [bBatch, bRows, bCols] = b.shape.length === 3 ? b.shape : [1, ...b.shape];
+  const [M, Ka] = opts.transA ? [aCols, aRows] : [aRows, aCols];
+  const [Kb, N] = opts.transB ? [bCols, bRows] : [bRows, bCols];
+  if (Ka !== Kb) throw new ShapeError(`${what()}: inner dimensions ${Ka} and ${Kb} differ`);
+  const aBatched = a.shape.length === 3, bBatched = b.shape.length === 3;
+  if (aBatched && bBatched && aBatch !== bBatch) {
+    throw new ShapeError(`${what()}: batch sizes ${aBatch} and ${bBatch} differ`);
+  }
+  const batch = aBatched ? aBatch : bBatch;
+  const want = aBatched || bBatched ? [batch, M, N] : [M, N];
+  if (out.shape.length !== want.length || out.shape.some((d, i) => d !== want[i])) {
+    throw new ShapeError(`${what()}: out must be [${want.join(", ")}]`);
+  }
+  return { batch, M, N, K: Ka, aBatched, bBatched };
+}
+
+/**
+ * The tile for a shape, from measurements on llvmpipe: 16-wide tiles pay off once a dimension
+ * reaches a few hundred, small operands prefer 8, and the tile shrinks until there are enough
+ * invocations to keep both cores busy. Few distinct tiles also means few pipelines to compile.
+ */
+export function chooseMatmulTile(dims: MatmulDims): MatmulTile {
+  const { batch, M, N, K } = dims;
+  let tn = N >= 256 ? 16 : N >= 8 ? 8 : 4;
+  // A thin a (M < 4, e.g. one position while sampling) just computes clamped copies of its last
+  // row: cheaper than compiling more tile variants.
+  let tm = M >= 128 ? 16 : M >= 8 ? 8 : 4;
+  // Below about a million multiply-adds the dispatch overhead dominates and a small tile,
+  // which compiles in a fraction of the time, runs as fast.
+  if (batch * M * N * K < 1 << 20) {
+    tm = 4;
+    tn = Math.min(tn, 8);
+  }
+  const invocations = () => batch * Math.ceil(M / tm) * Math.ceil(N / tn);
+  while (invocations() < 64 && (tm > 4 || tn > 4)) {
+    if (tm >= tn && tm > 4) tm /= 2;
+    else tn /= 2;
+  }
+  // llvmpipe runs 8 lanes of a workgroup as one SIMD group: 8 lanes along a row of tiles share
+  // their loads of a and read b contiguously. Narrower outputs take fewer lanes per row rather
+  // than leave lanes idle. Three shapes only, since each is another pipeline to compile.
+  const tilesN = Math.ceil(N / tn);
+  const wgx = tilesN >= 6 ? 8 : tilesN >= 3 ? 4 : 1;
+  return { tm, tn, wgx, wgy: 32 / wgx };
+}
+
+/**
+ * Records out = a·b (or out += a·b): a [M,K]|[Bt,M,K] (transA: [K,M]|[Bt,K,M]),
+ * b [K,N]|[Bt,K,N] (transB: [N,K]|[Bt,N,K]); an unbatched operand is shared by every batch.
+ */
+export function matmul(
+  rec: Recorder,
+  a: Tensor,
+  b: Tensor,
+  out: Tensor,
+  opts: MatmulOptions & {
+    /** Overrides the automatic tile choice (tests and benchmarks). */
+    tile?: MatmulTile;
+  } = {},
+): void {
+  const dims = matmulDims(a, b, out, opts);
+  requireDisjoint("matmul", [out], [a, b]);
+  const { batch, M, N, K } = dims;
+  if (batch * M * N === 0) return;
+  // Past llvmpipe's loop budget an invocation would stop early and leave wrong sums behind.
+  const iterations = Math.ceil(K / 4);
+  if (iterations > MAX_LOOP_ITERATIONS) {
+    throw new LimitError(
+      `matmul: inner dimension K=${K} of a ${a.describe()} and b ${b.describe()} needs ` +
+        `${iterations} loop iterations per invocation, above llvmpipe's limit of ` +
+        `${MAX_LOOP_ITERATIONS} (K must be at most ${4 * MAX_LOOP_ITERATIONS})`,
+    );
+  }
+  const transA = opts.transA ?? false, transB = opts.transB ?? false;
+  const tile = opts.tile ?? chooseMatmulTile(dims);
+  const raggedK = K % 4 !== 0;
+  const layout: MatmulLayout = {
+    ...tile,
+    transA,
+    transB,
+    // vec4 reads need 16-byte aligned rows; tensors themselves start at 256-byte offsets.
+    vecA: K > 0 && (transA ? M % 4 === 0 && tile.tm % 4 === 0 : !raggedK),
+    vecB: K > 0 && (transB ? !raggedK : N % 4 === 0),
+    vecC: N % 4 === 0,
+    raggedK,
+  };
+  const params = uniformU32(rec.gpu, [
+    M,
+    N,
+    K,
+    dims.aBatched ? M * K : 0,
+    dims.bBatched ? K * N : 0,
+  ], "matmul.params");
+  const flags = [layout.vecA, layout.vecB, layout.vecC, raggedK].map(Number).join("");
+  const key = `${transA ? "t" : "n"}${transB ? "t" : "n"}${flags}_${tile.tm}x${tile.tn}_` +
+    `${tile.wgx}x${tile.wgy}`;
+  rec.dispatch(
+    {
+      name: `matmul_${key}`,
+      code: cachedCode(key, layout),
+      constants: { ACCUMULATE: opts.accumulate ? 1 : 0 },
+    },
+    [a, b, out, params],
+    [
+      Math.ceil(Math.ceil(N / tile.tn) / tile.wgx),
+      Math.ceil(Math.ceil(M / tile.tm) / tile.wgy),
+      batch,
+    ],
+  );
+}
+
+/**
+ * float64 reference: a·b with the same shapes and flags as `matmul` (accumulate adds onto
+ * `initial`). Returns the flat row-major result.
+ */
+export function matmulReference(
+  a: ArrayLike<number>,
+  aShape: readonly number[],
+  b: ArrayLike<number>,
+  bShape: readonly number[],
+  opts: MatmulOptions = {},
+  initial?: ArrayLike<number>,
+): Float64Array {
+  const [aBatch, aRows, aCols] = aShape.length === 3 ? aShape : [1, ...aShape];
+  const [bBatch, bRows, bCols] = bShape.length === 3 ? bShape : [1, ...bShape];
+  const [M, K] = opts.transA ? [aCols, aRows] : [aRows, aCols];
+  const N = opts.transB ? bRows : bCols;
+  const batch = Math.max(aBatch, bBatch);
+  const out = new Float64Array(batch * M * N);
+  for (let t = 0; t < batch; t++) {
+    const ao = aShape.length === 3 ? t * M * K : 0;
+    const bo = bShape.length === 3 ? t * K * N : 0;
+    for (let m = 0; m < M; m++) {
+      for (let n = 0; n < N; n++) {
+        let s = 0;
+        for (let k = 0; k < K; k++) {
+          const av = a[ao + (opts.transA ? k * M + m : m * K + k)];
+          const bv = b[bo + (opts.transB ? n * K + k : k * N + n)];
+          s += av * bv;
+        }
+        const o = t * M * N + m * N + n;
+        out[o] = opts.accumulate && initial ? initial[o] + s : s;
+      }
+    }
+  }
+  return out;
+}

@@ -1,0 +1,186 @@
+/**
+ * Differentiable ops for attention models: linear layers, batched matmul, masked softmax,
+ * broadcast add, layer norm, ReLU. Each records its forward and pushes its backward.
+ */
+import {
+  add as addKernel,
+  addInto,
+  copy,
+  relu as reluKernel,
+  reluBackward,
+} from "../kernels/elementwise.ts";
+import { layerNorm as layerNormKernel, layerNormBackward } from "../kernels/layernorm.ts";
+import { matmul as matmulKernel } from "../kernels/matmul.ts";
+import { colSum } from "../kernels/reduce.ts";
+import { softmax as softmaxKernel, softmaxBackward } from "../kernels/softmax.ts";
+import { reshape, ShapeError, type Tensor } from "../kernels/tensor.ts";
+import type { Graph, Var } from "./graph.ts";
+
+function flat2d(t: Tensor): Tensor {
+  const last = t.shape[t.shape.length - 1];
+  return reshape(t, [t.size / last, last]);
+}
+
+/** Writes `src` into a gradient target: copy on first contribution, add afterwards. */
+function contribute(g: Graph, target: { tensor: Tensor; accumulate: boolean }, src: Tensor) {
+  if (target.accumulate) addInto(g.rec, src, target.tensor);
+  else copy(g.rec, src, target.tensor);
+}
+
+/** y = x·Wᵀ + b for x [..., in], W [out, in], b [out] (PyTorch's Linear layout). */
+export function linear(g: Graph, x: Var, weight: Var, bias?: Var): Var {
+  const [outF, inF] = weight.shape;
+  if (x.shape[x.shape.length - 1] !== inF) {
+    throw new ShapeError(
+      `linear: input ${x.data.describe()} does not end in ${inF} (weight ${weight.data.describe()})`,
+    );
+  }
+  const outShape = [...x.shape.slice(0, -1), outF];
+  const y = g.alloc(outShape, "linear");
+  const x2 = flat2d(x.data), y2 = flat2d(y);
+  matmulKernel(g.rec, x2, weight.data, y2, { transB: true });
+  if (bias) addKernel(g.rec, y2, bias.data, y2);
+  const inputs = bias ? [x, weight, bias] : [x, weight];
+  return g.output(y, inputs, (o) => {
+    const dY = g.gradOf(o);
+    if (!dY) return;
+    const dY2 = flat2d(dY);
+    if (weight.requiresGrad) {
+      const t = g.gradTarget(weight);
+      // dW [out,in] = dYᵀ [out,M] · x [M,in]
+      matmulKernel(g.rec, dY2, x2, t.tensor, { transA: true, accumulate: t.accumulate });
+    }
+    if (bias?.requiresGrad) {
+      const t = g.gradTarget(bias);
+      colSum(g.rec, dY2, t.tensor, t.accumulate);
+    }
+    if (x.requiresGrad) {
+      const t = g.gradTarget(x);
+      // dX [M,in] = dY [M,out] · W [out,in]
+      matmulKernel(g.rec, dY2, weight.data, flat2d(t.tensor), { accumulate: t.accumulate });
+    }
+  });
+}
+
+/** Batched C = op(A)·op(B) with optional transposes, e.g. q·kᵀ for attention scores. */
+export function matmul(
+  g: Graph,
+  a: Var,
+  b: Var,
+  opts: { transA?: boolean; transB?: boolean } = {},
+): Var {
+  const transA = opts.transA ?? false, transB = opts.transB ?? false;
+  const ra = a.shape.length, rb = b.shape.length;
+  const M = transA ? a.shape[ra - 1] : a.shape[ra - 2];
+  const N = transB ? b.shape[rb - 2] : b.shape[rb - 1];
+  const c = g.alloc([...a.shape.slice(0, -2), M, N], "matmul");
+  matmulKernel(g.rec, a.data, b.data, c, { transA, transB });
+  return g.output(c, [a, b], (o) => {
+    const dC = g.gradOf(o);
+    if (!dC) return;
+    if (a.requiresGrad) {
+      const t = g.gradTarget(a);
+      const acc = t.accumulate;
+      if (!transA && !transB) {
+        matmulKernel(g.rec, dC, b.data, t.tensor, { transB: true, accumulate: acc });
+      } else if (!transA && transB) matmulKernel(g.rec, dC, b.data, t.tensor, { accumulate: acc });
+      else if (transA && !transB) {
+        matmulKernel(g.rec, b.data, dC, t.tensor, { transB: true, accumulate: acc });
+      } else {matmulKernel(g.rec, b.data, dC, t.tensor, {
+          transA: true,
+          transB: true,
+          accumulate: acc,
+        });}
+    }
+    if (b.requiresGrad) {
+      const t = g.gradTarget(b);
+      const acc = t.accumulate;
+      if (!transA && !transB) {
+        matmulKernel(g.rec, a.data, dC, t.tensor, { transA: true, accumulate: acc });
+      } else if (!transA && transB) {
+        matmulKernel(g.rec, dC, a.data, t.tensor, { transA: true, accumulate: acc });
+      } else if (transA && !transB) matmulKernel(g.rec, a.data, dC, t.tensor, { accumulate: acc });
+      else {matmulKernel(g.rec, dC, a.data, t.tensor, {
+          transA: true,
+          transB: true,
+          accumulate: acc,
+        });}
+    }
+  });
+}
+
+/** Softmax over the last axis of scale·x, with positions after the row masked when causal. */
+export function softmax(g: Graph, x: Var, opts: { causal?: boolean; scale?: number } = {}): Var {
+  const y = g.alloc(x.shape, "softmax");
+  softmaxKernel(g.rec, x.data, y, opts);
+  return g.output(y, [x], (o) => {
+    const dY = g.gradOf(o);
+    if (!dY) return;
+    const t = g.gradTarget(x);
+    softmaxBackward(g.rec, y, dY, t.tensor, { scale: opts.scale, accumulate: t.accumulate });
+  });
+}
+
+/** a + b, where b may broadcast over a's leading dimensions (e.g. position embeddings). */
+export function add(g: Graph, a: Var, b: Var): Var {
+  const out = g.alloc(a.shape, "add");
+  addKernel(g.rec, a.data, b.data, out);
+  return g.output(out, [a, b], (o) => {
+    const dOut = g.gradOf(o);
+    if (!dOut) return;
+    if (a.requiresGrad) contribute(g, g.gradTarget(a), dOut);
+    if (b.requiresGrad) {
+      const t = g.gradTarget(b);
+      if (b.data.size === a.data.size) contribute(g, t, dOut);
+      else {colSum(
+          g.rec,
+          reshape(dOut, [a.data.size / b.data.size, b.data.size]),
+          reshape(t.tensor, [b.data.size]),
+          t.accumulate,
+        );}
+    }
+  });
+}
+
+/** max(x, 0). */
+export function relu(g: Graph, x: Var): Var {
+  const y = g.alloc(x.shape, "relu");
+  reluKernel(g.rec, x.data, y);
+  return g.output(y, [x], (o) => {
+    const dY = g.gradOf(o);
+    if (!dY) return;
+    const t = g.gradTarget(x);
+    reluBackward(g.rec, x.data, dY, t.tensor, t.accumulate);
+  });
+}
+
+/** Layer norm over the last axis with affine gamma/beta (PyTorch's eps 1e-5). */
+export function layerNorm(g: Graph, x: Var, gamma: Var, beta: Var): Var {
+  const x2 = flat2d(x.data);
+  const [M] = x2.shape;
+  const y = g.alloc(x.shape, "layernorm");
+  const mean = g.alloc([M], "ln.mean");
+  const rstd = g.alloc([M], "ln.rstd");
+  layerNormKernel(g.rec, x2, gamma.data, beta.data, flat2d(y), mean, rstd);
+  return g.output(y, [x, gamma, beta], (o) => {
+    const dY = g.gradOf(o);
+    if (!dY) return;
+    const dX = g.gradTarget(x), dG = g.gradTarget(gamma), dB = g.gradTarget(beta);
+    if (dX.accumulate || dG.accumulate || dB.accumulate) {
+      throw new Error(
+        "layerNorm backward: accumulation into an existing gradient is not supported",
+      );
+    }
+    layerNormBackward(
+      g.rec,
+      x2,
+      gamma.data,
+      mean,
+      rstd,
+      flat2d(dY),
+      flat2d(dX.tensor),
+      dG.tensor,
+      dB.tensor,
+    );
+  });
+}

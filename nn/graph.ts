@@ -1,0 +1,109 @@
+/**
+ * Reverse-mode autograd over recorded dispatches. Ops record their forward kernels into the
+ * graph's Recorder and push a closure that records their backward kernels; `backward()` runs
+ * the closures in reverse. Everything is recorded once and replayed as a Plan, so the tape
+ * exists only while a step is being captured.
+ *
+ * Gradient accumulation is decided at record time: the first op to contribute to a gradient
+ * overwrites it, later ones add. No zero-fill dispatches, and the order of additions is the
+ * tape order, so results are deterministic.
+ */
+import type { Gpu } from "../kernels/device.ts";
+import type { Recorder } from "../kernels/program.ts";
+import { createTensor, type Tensor } from "../kernels/tensor.ts";
+import type { Param } from "./params.ts";
+
+/** A value in the graph: a device tensor, and whether gradients flow to it. */
+export class Var {
+  constructor(
+    readonly data: Tensor,
+    readonly requiresGrad: boolean,
+    /** Set for parameters: the gradient lives in the grad arena. */
+    readonly param?: Param,
+  ) {}
+  /** Shape of the underlying tensor. */
+  get shape(): readonly number[] {
+    return this.data.shape;
+  }
+}
+
+/** A gradient destination and whether the op must add to what is already there. */
+export interface GradTarget {
+  tensor: Tensor;
+  accumulate: boolean;
+}
+
+/** Records a forward pass (and, when training, its backward) into one Recorder. */
+export class Graph {
+  readonly #tape: (() => void)[] = [];
+  readonly #grads = new Map<Var, Tensor>();
+  // Keyed by the parameter for parameter Vars, so two uses of one parameter share a gradient.
+  readonly #written = new Set<object>();
+  readonly #paramVars = new Map<Param, Var>();
+  #names = 0;
+
+  constructor(
+    readonly rec: Recorder,
+    /** When false, ops record no backward (evaluation and generation). */
+    readonly training: boolean,
+  ) {}
+
+  /** The device. */
+  get gpu(): Gpu {
+    return this.rec.gpu;
+  }
+
+  /** A graph input that needs no gradient (token ids, targets). */
+  constant(tensor: Tensor): Var {
+    return new Var(tensor, false);
+  }
+
+  /** A parameter as a graph value; its gradient is its grad-arena view. */
+  param(p: Param): Var {
+    let v = this.#paramVars.get(p);
+    if (!v) this.#paramVars.set(p, v = new Var(p.value, this.training, p));
+    return v;
+  }
+
+  /** Allocates an intermediate f32 tensor (lives as long as the plan). */
+  alloc(shape: readonly number[], name: string): Tensor {
+    return createTensor(this.gpu, shape, "f32", `${name}#${this.#names++}`);
+  }
+
+  /** Wraps an op output; `backward` is recorded later, in reverse order, if any input needs it. */
+  output(data: Tensor, inputs: readonly Var[], backward: (out: Var) => void): Var {
+    const requiresGrad = this.training && inputs.some((v) => v.requiresGrad);
+    const out = new Var(data, requiresGrad);
+    if (requiresGrad) this.#tape.push(() => backward(out));
+    return out;
+  }
+
+  /** The gradient of `v` for reading in a backward closure (undefined if nothing flowed). */
+  gradOf(v: Var): Tensor | undefined {
+    return this.#written.has(v.param ?? v) ? this.#grad(v) : undefined;
+  }
+
+  /** Where an op writes its contribution to `v`'s gradient, overwriting on first contribution. */
+  gradTarget(v: Var): GradTarget {
+    const accumulate = this.#written.has(v.param ?? v);
+    this.#written.add(v.param ?? v);
+    return { tensor: this.#grad(v), accumulate };
+  }
+
+  /** Records the backward of everything on the tape, last op first. */
+  backward(): void {
+    if (!this.training) throw new Error("backward() on a graph recorded without training");
+    for (let i = this.#tape.length - 1; i >= 0; i--) this.#tape[i]();
+    this.#tape.length = 0;
+  }
+
+  #grad(v: Var): Tensor {
+    if (v.param) return v.param.grad;
+    let g = this.#grads.get(v);
+    if (!g) {
+      g = this.alloc(v.shape, `grad.${v.data.name}`);
+      this.#grads.set(v, g);
+    }
+    return g;
+  }
+}

@@ -1,0 +1,159 @@
+/**
+ * Parameter storage. Every parameter of a model is a view into one arena buffer, and its
+ * gradient and AdamW moments are views at the same offsets in three sibling arenas. One flat
+ * layout means AdamW is a single dispatch, a checkpoint is four reads, and the determinism
+ * fingerprint is one hash.
+ */
+import type { Gpu } from "../kernels/device.ts";
+import { streamKey } from "../kernels/philox.ts";
+import type { Recorder } from "../kernels/program.ts";
+import { fillNormal, fillUniform } from "../kernels/random_fill.ts";
+import { createTensor, readF32, type Tensor, tensorView, writeTensor } from "../kernels/tensor.ts";
+
+/** How a parameter is initialised (PyTorch's defaults for the lecture's modules). */
+export type Init =
+  | { kind: "normal"; mean: number; std: number }
+  | { kind: "uniform"; low: number; high: number }
+  | { kind: "constant"; value: number };
+
+/** A registered parameter: its value, gradient and AdamW moments, all arena views. */
+export interface Param {
+  name: string;
+  shape: number[];
+  init: Init;
+  /** Position in registration order: the init stream's counter word, so inits are independent. */
+  index: number;
+  value: Tensor;
+  grad: Tensor;
+  m: Tensor;
+  v: Tensor;
+}
+
+/** The four arenas of a finalised store. */
+export interface Arenas {
+  params: Tensor;
+  grads: Tensor;
+  m: Tensor;
+  v: Tensor;
+}
+
+// 256 bytes satisfies minStorageBufferOffsetAlignment on every WebGPU device.
+const ALIGN_FLOATS = 64;
+
+/** Registers parameters, then lays them out in arenas on `finalize()`. */
+export class ParamStore {
+  readonly #pending: { name: string; shape: number[]; init: Init; offset: number }[] = [];
+  #floats = 0;
+  #params: Param[] | undefined;
+  #arenas: Arenas | undefined;
+
+  constructor(readonly gpu: Gpu) {}
+
+  /** Declares a parameter; returns a handle whose tensors exist after `finalize()`. */
+  register(name: string, shape: number[], init: Init): () => Param {
+    if (this.#params) throw new Error(`ParamStore: register(${name}) after finalize()`);
+    if (this.#pending.some((p) => p.name === name)) {
+      throw new Error(`ParamStore: duplicate parameter name ${name}`);
+    }
+    const size = shape.reduce((a, b) => a * b, 1);
+    const index = this.#pending.length;
+    this.#pending.push({ name, shape, init, offset: this.#floats });
+    this.#floats += Math.ceil(size / ALIGN_FLOATS) * ALIGN_FLOATS;
+    return () => {
+      if (!this.#params) throw new Error(`parameter ${name} used before finalize()`);
+      return this.#params[index];
+    };
+  }
+
+  /** Allocates the arenas and the per-parameter views. */
+  finalize(): Param[] {
+    if (this.#params) return this.#params;
+    const total = Math.max(ALIGN_FLOATS, this.#floats);
+    const arena = (label: string) => createTensor(this.gpu, [total], "f32", label);
+    const arenas = {
+      params: arena("params"),
+      grads: arena("grads"),
+      m: arena("adam.m"),
+      v: arena("adam.v"),
+    };
+    this.#arenas = arenas;
+    this.#params = this.#pending.map((p, index) => {
+      const view = (base: Tensor, prefix: string) =>
+        tensorView(base, p.offset * 4, p.shape, prefix + p.name);
+      return {
+        name: p.name,
+        shape: p.shape,
+        init: p.init,
+        index,
+        value: view(arenas.params, ""),
+        grad: view(arenas.grads, "grad."),
+        m: view(arenas.m, "adam.m."),
+        v: view(arenas.v, "adam.v."),
+      };
+    });
+    return this.#params;
+  }
+
+  /** The parameters in registration order (after finalize). */
+  get params(): Param[] {
+    if (!this.#params) throw new Error("ParamStore not finalised");
+    return this.#params;
+  }
+
+  /** The arenas (after finalize). */
+  get arenas(): Arenas {
+    if (!this.#arenas) throw new Error("ParamStore not finalised");
+    return this.#arenas;
+  }
+
+  /** Total elements over all parameters (without padding). */
+  get count(): number {
+    return this.params.reduce((n, p) => n + p.value.size, 0);
+  }
+
+  /** Records the initialisation fills from the seed's init stream. */
+  recordInit(rec: Recorder, seed: number): void {
+    const key = streamKey(seed, "init");
+    for (const p of this.params) {
+      if (p.init.kind === "normal") fillNormal(rec, p.value, key, p.index, p.init.mean, p.init.std);
+      else if (p.init.kind === "uniform") {
+        fillUniform(rec, p.value, key, p.index, p.init.low, p.init.high);
+      } else fillUniform(rec, p.value, key, p.index, p.init.value, p.init.value);
+    }
+  }
+
+  /** Reads every parameter (no padding), in registration order. */
+  async read(which: keyof Arenas = "params"): Promise<Map<string, Float32Array>> {
+    const all = await readF32(this.arenas[which]);
+    const out = new Map<string, Float32Array>();
+    for (const p of this.params) {
+      const start = (p.value.byteOffset - this.arenas.params.byteOffset) / 4;
+      out.set(p.name, all.slice(start, start + p.value.size));
+    }
+    return out;
+  }
+
+  /** Overwrites parameters (or moments) from host arrays keyed by name. */
+  write(values: Map<string, Float32Array>, which: keyof Arenas = "params"): void {
+    for (const p of this.params) {
+      const data = values.get(p.name);
+      if (!data) throw new Error(`missing values for parameter ${p.name}`);
+      const target = which === "params" ? p.value : which === "grads" ? p.grad : p[which];
+      writeTensor(target, data);
+    }
+  }
+
+  /** sha256 over the parameters' bytes in registration order: the determinism fingerprint. */
+  async sha256(): Promise<string> {
+    const values = await this.read();
+    const parts = [...values.values()];
+    const bytes = new Uint8Array(parts.reduce((n, a) => n + a.byteLength, 0));
+    let offset = 0;
+    for (const a of parts) {
+      bytes.set(new Uint8Array(a.buffer, a.byteOffset, a.byteLength), offset);
+      offset += a.byteLength;
+    }
+    const digest = await crypto.subtle.digest("SHA-256", bytes);
+    return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
+  }
+}

@@ -1,0 +1,257 @@
+import { ok, throws } from "node:assert/strict";
+import { getGpu } from "../kernels/device.ts";
+import { matmul, type MatmulOptions, matmulReference, type MatmulTile } from "../kernels/matmul.ts";
+import { philoxWords, unitFloat } from "../kernels/philox.ts";
+import { Recorder, runOnce } from "../kernels/program.ts";
+import {
+  createTensor,
+  LimitError,
+  readF32,
+  ShapeError,
+  type Tensor,
+  tensorView,
+} from "../kernels/tensor.ts";
+
+/** Uniform [-1, 1) test data from the project's own generator, so every run sees the same. */
+function rand(n: number, seed: number): Float32Array {
+  return Float32Array.from(philoxWords(n, [seed, 0x7e57]), (w) => 2 * unitFloat(w) - 1);
+}
+
+/** Largest absolute difference relative to the largest magnitude of the expected values. */
+function relErr(got: ArrayLike<number>, want: ArrayLike<number>): number {
+  let diff = 0, mag = 0;
+  for (let i = 0; i < want.length; i++) {
+    diff = Math.max(diff, Math.abs(got[i] - want[i]));
+    mag = Math.max(mag, Math.abs(want[i]));
+  }
+  return diff / Math.max(mag, 1e-30);
+}
+
+interface Case {
+  a: number[];
+  b: number[];
+  opts?: MatmulOptions;
+  tile?: MatmulTile;
+}
+
+/** Logical output shape of a case (the reference knows it too, but the test must allocate). */
+function outShape({ a, b, opts = {} }: Case): number[] {
+  const M = opts.transA ? a[a.length - 1] : a[a.length - 2];
+  const N = opts.transB ? b[b.length - 2] : b[b.length - 1];
+  const batch = a.length === 3 ? a[0] : b.length === 3 ? b[0] : 0;
+  return batch ? [batch, M, N] : [M, N];
+}
+
+/** Runs every case in one plan and checks each against the float64 reference. */
+async function check(cases: Case[], tol = 1e-5): Promise<void> {
+  const gpu = await getGpu();
+  const prepared = cases.map((c, idx) => {
+    const size = (s: number[]) => s.reduce((x, y) => x * y, 1);
+    const ha = rand(size(c.a), 3 * idx + 1), hb = rand(size(c.b), 3 * idx + 2);
+    const shape = outShape(c);
+    const init = rand(size(shape), 3 * idx + 3);
+    const a = createTensor(gpu, c.a, "f32", "a", ha);
+    const b = createTensor(gpu, c.b, "f32", "b", hb);
+    const out = createTensor(gpu, shape, "f32", "out", init);
+    const want = matmulReference(ha, c.a, hb, c.b, c.opts, init);
+    return { c, a, b, out, want };
+  });
+  await runOnce(gpu, (rec) => {
+    for (const p of prepared) matmul(rec, p.a, p.b, p.out, { ...p.c.opts, tile: p.c.tile });
+  });
+  for (const p of prepared) {
+    const err = relErr(await readF32(p.out), p.want);
+    ok(err < tol, `matmul ${JSON.stringify(p.c)}: relative error ${err}`);
+  }
+}
+
+const flagSets: MatmulOptions[] = [
+  {},
+  { transA: true },
+  { transB: true },
+  { transA: true, transB: true },
+];
+
+/** Operand shapes for logical (M, K, N) under the flags, optionally batched. */
+function operands(M: number, K: number, N: number, opts: MatmulOptions, batch = 0): Case {
+  const a = opts.transA ? [K, M] : [M, K];
+  const b = opts.transB ? [N, K] : [K, N];
+  return { a: batch ? [batch, ...a] : a, b: batch ? [batch, ...b] : b, opts };
+}
+
+Deno.test("matmul matches the reference on awkward shapes under every transpose flag", async () => {
+  const cases: Case[] = [];
+  // Every flag combination on the awkward shapes; the tile test below covers the remaining
+  // layouts (each distinct layout is another pipeline for llvmpipe to compile).
+  const awkward: [number, number, number][] = [[7, 13, 5], [65, 65, 65], [1, 33, 70], [70, 33, 1]];
+  for (const opts of flagSets) {
+    for (const [M, K, N] of awkward) cases.push(operands(M, K, N, opts));
+  }
+  for (const [M, K, N] of [[1, 1, 1], [32, 20, 48], [16, 13, 8], [4, 8, 3]]) {
+    cases.push(operands(M, K, N, {}));
+  }
+  await check(cases);
+});
+
+Deno.test("matmul batched, broadcast and accumulate", async () => {
+  const cases: Case[] = [];
+  for (const opts of flagSets) {
+    cases.push(operands(9, 12, 8, opts, 3)); // both batched
+    cases.push(operands(7, 13, 5, opts, 2));
+    // Only a batched: b (a weight) is shared by every batch.
+    const shared = operands(10, 8, 12, opts, 4);
+    cases.push({ ...shared, b: shared.b.slice(1) });
+    // Only b batched: a is shared.
+    const sharedA = operands(6, 5, 9, opts, 3);
+    cases.push({ ...sharedA, a: sharedA.a.slice(1) });
+    cases.push(operands(33, 17, 20, { ...opts, accumulate: true }));
+    cases.push(operands(16, 16, 16, { ...opts, accumulate: true }, 2));
+  }
+  await check(cases);
+});
+
+Deno.test("every register tile is correct on aligned and ragged shapes", async () => {
+  // The generator emits the same code structure for every tile size, so small tiles cover
+  // every layout (vec4 or scalar reads, ragged K) and the big tiles, slow to compile on
+  // llvmpipe, are checked on a few layouts only.
+  // (The automatic choice already gives 1×4, 1×8, 4×4 and 4×8 in the tests above.)
+  const small: MatmulTile[] = [
+    { tm: 2, tn: 8, wgx: 4, wgy: 8 },
+    { tm: 8, tn: 4, wgx: 16, wgy: 2 },
+  ];
+  const cases: Case[] = [];
+  for (const tile of small) {
+    for (const opts of flagSets) {
+      cases.push({ ...operands(19, 18, 21, opts), tile });
+      cases.push({ ...operands(36, 20, 40, opts), tile });
+    }
+  }
+  const big16 = { tm: 16, tn: 16, wgx: 8, wgy: 4 };
+  cases.push({ ...operands(36, 20, 40, {}), tile: big16 });
+  cases.push({
+    ...operands(36, 21, 40, { transB: true }),
+    tile: { tm: 16, tn: 8, wgx: 8, wgy: 4 },
+  });
+  cases.push({
+    ...operands(40, 24, 36, { transA: true }),
+    tile: { tm: 8, tn: 16, wgx: 2, wgy: 16 },
+  });
+  await check(cases);
+});
+
+Deno.test("matmul reads and writes tensor views inside larger buffers", async () => {
+  const gpu = await getGpu();
+  const arena = createTensor(gpu, [4096], "f32", "arena", rand(4096, 77));
+  const a = tensorView(arena, 256, [6, 10], "a.view");
+  const b = tensorView(arena, 1024, [10, 12], "b.view");
+  const outArena = createTensor(gpu, [1024], "f32", "outArena");
+  const out = tensorView(outArena, 512, [6, 12], "out.view");
+  await runOnce(gpu, (rec) => matmul(rec, a, b, out));
+  const host = await readF32(arena);
+  const want = matmulReference(host.subarray(64, 124), [6, 10], host.subarray(256, 376), [10, 12]);
+  ok(relErr(await readF32(out), want) < 1e-5);
+  const whole = await readF32(outArena);
+  ok(whole.subarray(0, 128).every((v) => v === 0), "matmul wrote before its view");
+  ok(whole.subarray(128 + 72).every((v) => v === 0), "matmul wrote past its view");
+});
+
+/** Central finite differences of a float64 scalar function of one flat parameter vector. */
+function finiteDifferences(x: Float64Array, loss: (x: Float64Array) => number): Float64Array {
+  const h = 1e-6;
+  const grad = new Float64Array(x.length);
+  for (let i = 0; i < x.length; i++) {
+    const keep = x[i];
+    x[i] = keep + h;
+    const up = loss(x);
+    x[i] = keep - h;
+    const down = loss(x);
+    x[i] = keep;
+    grad[i] = (up - down) / (2 * h);
+  }
+  return grad;
+}
+
+Deno.test("matmul gradients via transposed matmuls match finite differences", async () => {
+  const gpu = await getGpu();
+  // Loss L = Σ R ⊙ (A·B), batched with a shared B like a Linear layer over [Bt, T, C].
+  const [Bt, M, K, N] = [2, 7, 13, 5];
+  const ha = rand(Bt * M * K, 11), hb = rand(K * N, 12), hr = rand(Bt * M * N, 13);
+  const loss = (av: ArrayLike<number>, bv: ArrayLike<number>) => {
+    const y = matmulReference(av, [Bt, M, K], bv, [K, N]);
+    let s = 0;
+    for (let i = 0; i < y.length; i++) s += hr[i] * y[i];
+    return s;
+  };
+  const fdA = finiteDifferences(Float64Array.from(ha), (x) => loss(x, hb));
+  const fdB = finiteDifferences(Float64Array.from(hb), (x) => loss(ha, x));
+  const b = createTensor(gpu, [K, N], "f32", "b", hb);
+  const r = createTensor(gpu, [Bt, M, N], "f32", "dY", hr);
+  const dA = createTensor(gpu, [Bt, M, K], "f32", "dA");
+  const dB = createTensor(gpu, [K, N], "f32", "dB");
+  const aFlat = createTensor(gpu, [Bt * M, K], "f32", "aFlat", ha);
+  const rFlat = createTensor(gpu, [Bt * M, N], "f32", "dYFlat", hr);
+  await runOnce(gpu, (rec) => {
+    matmul(rec, r, b, dA, { transB: true }); // dA = dY · Bᵀ
+    // dB = Σ_batches Aᵀ · dY, accumulated batch by batch as a tape would.
+    matmul(rec, aFlat, rFlat, dB, { transA: true });
+  });
+  const errA = relErr(await readF32(dA), fdA);
+  const errB = relErr(await readF32(dB), fdB);
+  ok(errA < 1e-4, `dA vs finite differences: ${errA}`);
+  ok(errB < 1e-4, `dB vs finite differences: ${errB}`);
+  // Accumulating the two halves separately gives the same dB.
+  const dB2 = createTensor(gpu, [K, N], "f32", "dB2");
+  await runOnce(gpu, (rec) => {
+    for (let t = 0; t < Bt; t++) {
+      const at = createTensor(gpu, [M, K], "f32", "a_t", ha.subarray(t * M * K, (t + 1) * M * K));
+      const rt = createTensor(gpu, [M, N], "f32", "r_t", hr.subarray(t * M * N, (t + 1) * M * N));
+      matmul(rec, at, rt, dB2, { transA: true, accumulate: t > 0 });
+    }
+  });
+  ok(relErr(await readF32(dB2), fdB) < 1e-4);
+});
+
+Deno.test("matmul rejects mismatched shapes, wrong dtypes, aliasing and oversized K", async () => {
+  const gpu = await getGpu();
+  const t = (shape: number[], name: string): Tensor => createTensor(gpu, shape, "f32", name);
+  const rec = new Recorder(gpu);
+  throws(
+    () => matmul(rec, t([7, 13], "a"), t([5, 5], "b"), t([7, 5], "out")),
+    (e: unknown) =>
+      e instanceof ShapeError && /matmul/.test(e.message) && /\[7, 13\]/.test(e.message) &&
+      /\[5, 5\]/.test(e.message),
+  );
+  throws(
+    () => matmul(rec, t([2, 3, 4], "a"), t([3, 4, 5], "b"), t([2, 3, 5], "out")),
+    (e: unknown) => e instanceof ShapeError && /batch sizes 2 and 3/.test(e.message),
+  );
+  throws(
+    () => matmul(rec, t([3, 4], "a"), t([4, 5], "b"), t([3, 6], "out")),
+    (e: unknown) => e instanceof ShapeError && /out must be \[3, 5\]/.test(e.message),
+  );
+  throws(
+    () => matmul(rec, t([3, 4], "a"), t([5, 4], "b"), t([3, 5], "out")),
+    (e: unknown) => e instanceof ShapeError && /inner dimensions 4 and 5/.test(e.message),
+  );
+  throws(
+    () => matmul(rec, createTensor(gpu, [3, 4], "u32", "ids"), t([4, 5], "b"), t([3, 5], "out")),
+    (e: unknown) => e instanceof ShapeError && /ids \(u32/.test(e.message),
+  );
+  const shared = t([128], "shared");
+  throws(
+    () =>
+      matmul(
+        rec,
+        tensorView(shared, 0, [2, 2], "x"),
+        t([2, 2], "w"),
+        tensorView(shared, 256, [2, 2], "y"),
+      ),
+    (e: unknown) => e instanceof ShapeError && /shares a GPU buffer/.test(e.message),
+  );
+  const K = 4 * 65536;
+  throws(
+    () => matmul(rec, t([1, K], "a"), t([K, 1], "b"), t([1, 1], "out")),
+    (e: unknown) => e instanceof LimitError && /K=262144/.test(e.message),
+  );
+  await rec.finish();
+});
