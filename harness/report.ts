@@ -101,8 +101,9 @@ function labelGroups(groups: ReportGroup[]): void {
     : keys.filter((k) => new Set(groups.map((g) => value(g, k) ?? "\0")).size > 1);
   const shared = keys.filter((k) => !distinct.includes(k));
   for (const g of groups) {
+    const own = distinct.filter((k) => value(g, k) !== undefined);
     g.label = distinct.length > 0
-      ? distinct.map((k) => `${k}=${value(g, k) ?? "default"}`).join(" ")
+      ? own.map((k) => `${k}=${value(g, k)}`).join(" ") || "defaults"
       : overridesText(g.overrides, keys) || "defaults";
     g.shared = distinct.length > 0 ? overridesText(g.overrides, shared) : "";
   }
