@@ -53,8 +53,33 @@ export function getGpu(): Promise<Gpu> {
   return cached;
 }
 
+/**
+ * Mesa's Vulkan and EGL loaders print "XDG_RUNTIME_DIR is invalid" on headless machines (CI,
+ * containers) where it is unset; a private directory keeps that noise out of every command.
+ */
+function ensureRuntimeDir(): void {
+  const current = Deno.env.get("XDG_RUNTIME_DIR");
+  if (current && existsDir(current)) return;
+  const dir = `${Deno.env.get("TMPDIR") ?? "/tmp"}/seedlab-runtime-${Deno.uid() ?? "user"}`;
+  try {
+    Deno.mkdirSync(dir, { recursive: true, mode: 0o700 });
+    Deno.env.set("XDG_RUNTIME_DIR", dir);
+  } catch {
+    // Only cosmetic: the adapter works without it.
+  }
+}
+
+function existsDir(path: string): boolean {
+  try {
+    return Deno.statSync(path).isDirectory;
+  } catch {
+    return false;
+  }
+}
+
 async function acquire(): Promise<Gpu> {
   if (!("gpu" in navigator) || navigator.gpu === undefined) throw new NoAdapterError();
+  if (Deno.build.os === "linux") ensureRuntimeDir();
   const adapter = await navigator.gpu.requestAdapter({ powerPreference: "high-performance" });
   if (!adapter) throw new NoAdapterError();
   const requiredLimits: Record<string, number> = {};

@@ -38,8 +38,14 @@ export function linear(g: Graph, x: Var, weight: Var, bias?: Var): Var {
   const outShape = [...x.shape.slice(0, -1), outF];
   const y = g.alloc(outShape, "linear");
   const x2 = flat2d(x.data), y2 = flat2d(y);
-  matmulKernel(g.rec, x2, weight.data, y2, { transB: true });
-  if (bias) addKernel(g.rec, y2, bias.data, y2);
+  if (bias) {
+    // A dispatch cannot read and write one buffer, so the product goes to a scratch tensor.
+    const product = flat2d(g.alloc(outShape, "linear.product"));
+    matmulKernel(g.rec, x2, weight.data, product, { transB: true });
+    addKernel(g.rec, product, bias.data, y2);
+  } else {
+    matmulKernel(g.rec, x2, weight.data, y2, { transB: true });
+  }
   const inputs = bias ? [x, weight, bias] : [x, weight];
   return g.output(y, inputs, (o) => {
     const dY = g.gradOf(o);
