@@ -4,29 +4,7 @@ import { Counter, createCounters } from "../kernels/counters.ts";
 import { getGpu } from "../kernels/device.ts";
 import { Recorder, runOnce } from "../kernels/program.ts";
 import { createTensor, readF32, ShapeError, tensorView, writeTensor } from "../kernels/tensor.ts";
-
-/** Deterministic test data: a 32-bit LCG (Numerical Recipes constants). */
-function lcg(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => (s = (Math.imul(s, 1664525) + 1013904223) >>> 0);
-}
-
-/** Uniform floats in [-scale, scale), rounded to f32 so host and device see the same inputs. */
-function randomF32(n: number, seed: number, scale = 1): Float32Array {
-  const next = lcg(seed);
-  return Float32Array.from({ length: n }, () => scale * (next() / 2 ** 31 - 1));
-}
-
-/** max |got − want| / max |want|: the error relative to the result's scale. */
-function relError(got: ArrayLike<number>, want: ArrayLike<number>): number {
-  deepStrictEqual(got.length, want.length);
-  let err = 0, scale = 0;
-  for (let i = 0; i < want.length; i++) {
-    err = Math.max(err, Math.abs(got[i] - want[i]));
-    scale = Math.max(scale, Math.abs(want[i]));
-  }
-  return err / Math.max(scale, 1e-30);
-}
+import { randomF32, relError } from "./support.ts";
 
 const cases = [
   { n: 1003, firstStep: 1, opts: { lr: 1e-2 } },

@@ -5,22 +5,12 @@ import { getGpu } from "../kernels/device.ts";
 import { streamKey } from "../kernels/philox.ts";
 import { runOnce } from "../kernels/program.ts";
 import { createTensor, readU32, ShapeError } from "../kernels/tensor.ts";
-
-/** Deterministic test data: a 32-bit LCG (Numerical Recipes constants). */
-function lcg(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => (s = (Math.imul(s, 1664525) + 1013904223) >>> 0);
-}
-
-function randomTokens(n: number, vocab: number, seed: number): Uint32Array {
-  const next = lcg(seed);
-  return Uint32Array.from({ length: n }, () => next() % vocab);
-}
+import { randomIds } from "./support.ts";
 
 Deno.test("sampleBatch matches the reference over three draws and bumps its counter", async () => {
   const gpu = await getGpu();
   const B = 5, T = 7, N = 101;
-  const data = randomTokens(N, 65, 1);
+  const data = randomIds(N, 65, 1);
   const tokens = createTensor(gpu, [N], "u32", "tokens", data);
   const counters = createCounters(gpu, [0, 10]);
   const inputs = createTensor(gpu, [B, T], "u32", "inputs");

@@ -4,34 +4,7 @@ import { crossEntropy, crossEntropyReference } from "../kernels/cross_entropy.ts
 import { getGpu } from "../kernels/device.ts";
 import { runOnce } from "../kernels/program.ts";
 import { createTensor, LimitError, readF32, ShapeError } from "../kernels/tensor.ts";
-
-/** Deterministic test data: a 32-bit LCG (Numerical Recipes constants). */
-function lcg(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => (s = (Math.imul(s, 1664525) + 1013904223) >>> 0);
-}
-
-/** Uniform floats in [-scale, scale), rounded to f32 so host and device see the same inputs. */
-function randomF32(n: number, seed: number, scale = 1, shift = 0): Float32Array {
-  const next = lcg(seed);
-  return Float32Array.from({ length: n }, () => shift + scale * (next() / 2 ** 31 - 1));
-}
-
-function randomIds(n: number, vocab: number, seed: number): Uint32Array {
-  const next = lcg(seed);
-  return Uint32Array.from({ length: n }, () => (next() >>> 8) % vocab);
-}
-
-/** max |got − want| / max |want|: the error relative to the result's scale. */
-function relError(got: ArrayLike<number>, want: ArrayLike<number>): number {
-  deepStrictEqual(got.length, want.length);
-  let err = 0, scale = 0;
-  for (let i = 0; i < want.length; i++) {
-    err = Math.max(err, Math.abs(got[i] - want[i]));
-    scale = Math.max(scale, Math.abs(want[i]));
-  }
-  return err / Math.max(scale, 1e-30);
-}
+import { randomF32, randomIds, relError } from "./support.ts";
 
 /** Central difference of the float64 reference loss with respect to logits[i]. */
 function finiteDifference(

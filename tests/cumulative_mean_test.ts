@@ -1,31 +1,16 @@
 import { ok, throws } from "node:assert/strict";
 import { cumulativeMean, cumulativeMeanReference } from "../kernels/cumulative_mean.ts";
 import { getGpu } from "../kernels/device.ts";
-import { philoxWords, unitFloat } from "../kernels/philox.ts";
 import { Recorder, runOnce } from "../kernels/program.ts";
 import { createTensor, readF32, ShapeError } from "../kernels/tensor.ts";
-
-/** Uniform [-1, 1) test data from the project's own generator. */
-function rand(n: number, seed: number): Float32Array {
-  return Float32Array.from(philoxWords(n, [seed, 0x7e57]), (w) => 2 * unitFloat(w) - 1);
-}
-
-/** Largest absolute difference relative to the largest magnitude of the expected values. */
-function relErr(got: ArrayLike<number>, want: ArrayLike<number>): number {
-  let diff = 0, mag = 0;
-  for (let i = 0; i < want.length; i++) {
-    diff = Math.max(diff, Math.abs(got[i] - want[i]));
-    mag = Math.max(mag, Math.abs(want[i]));
-  }
-  return diff / Math.max(mag, 1e-30);
-}
+import { randomF32, relError } from "./support.ts";
 
 Deno.test("cumulativeMean matches the lecture's xbow loop", async () => {
   const gpu = await getGpu();
   // [4, 8, 2] is the lecture's toy example; the others cover vec4 channels and long rows.
   const shapes = [[4, 8, 2], [2, 16, 8], [3, 7, 5], [1, 200, 4], [1, 1, 1]];
   const runs = shapes.map((shape, i) => {
-    const hx = rand(shape[0] * shape[1] * shape[2], i + 1);
+    const hx = randomF32(shape[0] * shape[1] * shape[2], i + 1);
     return {
       shape,
       x: createTensor(gpu, shape, "f32", "x", hx),
@@ -37,7 +22,7 @@ Deno.test("cumulativeMean matches the lecture's xbow loop", async () => {
     for (const r of runs) cumulativeMean(rec, r.x, r.out);
   });
   for (const r of runs) {
-    const err = relErr(await readF32(r.out), r.want);
+    const err = relError(await readF32(r.out), r.want);
     ok(err < 1e-5, `cumulativeMean ${JSON.stringify(r.shape)}: ${err}`);
   }
 });

@@ -1,24 +1,10 @@
 import { deepStrictEqual, ok, throws } from "node:assert/strict";
 import { getGpu } from "../kernels/device.ts";
 import { dropout, dropoutBackward, dropoutReference } from "../kernels/dropout.ts";
-import { philoxWords, streamKey, unitFloat } from "../kernels/philox.ts";
+import { streamKey } from "../kernels/philox.ts";
 import { Recorder, runOnce } from "../kernels/program.ts";
 import { createTensor, readF32, ShapeError, writeTensor } from "../kernels/tensor.ts";
-
-/** Uniform [-1, 1) test data from the project's own generator. */
-function rand(n: number, seed: number): Float32Array {
-  return Float32Array.from(philoxWords(n, [seed, 0x7e57]), (w) => 2 * unitFloat(w) - 1);
-}
-
-/** Largest absolute difference relative to the largest magnitude of the expected values. */
-function relErr(got: ArrayLike<number>, want: ArrayLike<number>): number {
-  let diff = 0, mag = 0;
-  for (let i = 0; i < want.length; i++) {
-    diff = Math.max(diff, Math.abs(got[i] - want[i]));
-    mag = Math.max(mag, Math.abs(want[i]));
-  }
-  return diff / Math.max(mag, 1e-30);
-}
+import { randomF32, relError } from "./support.ts";
 
 const key = streamKey(1337, "dropout");
 
@@ -26,7 +12,7 @@ Deno.test("dropout mask and output equal the Philox reference bit for bit", asyn
   const gpu = await getGpu();
   const counters = createTensor(gpu, [8], "u32", "counters", [0, 0, 5, 0, 0, 0, 0, 0]);
   for (const [n, p, callIndex] of [[1000, 0.1, 3], [1003, 0.5, 0], [7, 0.25, 9]]) {
-    const hx = rand(n, n);
+    const hx = randomF32(n, n);
     const x = createTensor(gpu, [n], "f32", "x", hx);
     const out = createTensor(gpu, [n], "f32", "out");
     const mask = createTensor(gpu, [n], "f32", "mask");
@@ -68,7 +54,7 @@ Deno.test("dropout keeps about 1 - p, redraws when the device counter moves", as
 Deno.test("dropout with p = 0 keeps everything and p = 1 drops everything", async () => {
   const gpu = await getGpu();
   const counters = createTensor(gpu, [8], "u32", "counters");
-  const hx = rand(64, 4);
+  const hx = randomF32(64, 4);
   const x = createTensor(gpu, [8, 8], "f32", "x", hx);
   const outs = [0, 1].map((i) => createTensor(gpu, [8, 8], "f32", `out${i}`));
   const masks = [0, 1].map((i) => createTensor(gpu, [8, 8], "f32", `mask${i}`));
@@ -85,7 +71,7 @@ Deno.test("dropout with p = 0 keeps everything and p = 1 drops everything", asyn
 Deno.test("dropoutBackward matches finite differences through the fixed mask", async () => {
   const gpu = await getGpu();
   const n = 37, p = 0.3;
-  const hx = rand(n, 11), proj = rand(n, 12), init = rand(n, 13);
+  const hx = randomF32(n, 11), proj = randomF32(n, 12), init = randomF32(n, 13);
   const counters = createTensor(gpu, [8], "u32", "counters", [2, 0, 0, 0, 0, 0, 0, 0]);
   const x = createTensor(gpu, [n], "f32", "x", hx);
   const out = createTensor(gpu, [n], "f32", "out");
@@ -115,9 +101,9 @@ Deno.test("dropoutBackward matches finite differences through the fixed mask", a
     xs[i] = keep;
   }
   const got = await readF32(dX);
-  ok(relErr(got, fd) < 1e-4, `dropoutBackward vs finite differences: ${relErr(got, fd)}`);
+  ok(relError(got, fd) < 1e-4, `dropoutBackward vs finite differences: ${relError(got, fd)}`);
   const acc = Float64Array.from(fd, (v, i) => v + init[i]);
-  ok(relErr(await readF32(dXAcc), acc) < 1e-5);
+  ok(relError(await readF32(dXAcc), acc) < 1e-5);
 });
 
 Deno.test("dropout rejects mismatched shapes and bad counters", async () => {

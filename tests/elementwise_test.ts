@@ -10,24 +10,9 @@ import {
   reluBackward,
   scale,
 } from "../kernels/elementwise.ts";
-import { philoxWords, unitFloat } from "../kernels/philox.ts";
 import { Recorder, runOnce } from "../kernels/program.ts";
 import { createTensor, readF32, ShapeError, tensorView } from "../kernels/tensor.ts";
-
-/** Uniform [-1, 1) test data from the project's own generator. */
-function rand(n: number, seed: number): Float32Array {
-  return Float32Array.from(philoxWords(n, [seed, 0x7e57]), (w) => 2 * unitFloat(w) - 1);
-}
-
-/** Largest absolute difference relative to the largest magnitude of the expected values. */
-function relErr(got: ArrayLike<number>, want: ArrayLike<number>): number {
-  let diff = 0, mag = 0;
-  for (let i = 0; i < want.length; i++) {
-    diff = Math.max(diff, Math.abs(got[i] - want[i]));
-    mag = Math.max(mag, Math.abs(want[i]));
-  }
-  return diff / Math.max(mag, 1e-30);
-}
+import { randomF32, relError } from "./support.ts";
 
 // Sizes with and without a multiple of four (vec4 and scalar kernels) and a bias broadcast.
 const cases: { a: number[]; b: number[] }[] = [
@@ -43,8 +28,8 @@ Deno.test("add, mul, scale, relu, copy and addInto match the reference", async (
   const gpu = await getGpu();
   const runs = cases.map(({ a, b }, i) => {
     const size = (s: number[]) => s.reduce((x, y) => x * y, 1);
-    const ha = rand(size(a), 2 * i + 1), hb = rand(size(b), 2 * i + 2);
-    const init = rand(size(a), 50 + i);
+    const ha = randomF32(size(a), 2 * i + 1), hb = randomF32(size(b), 2 * i + 2);
+    const init = randomF32(size(a), 50 + i);
     const t = (s: number[], name: string, d?: ArrayLike<number>) =>
       createTensor(gpu, s, "f32", name, d);
     return {
@@ -74,15 +59,15 @@ Deno.test("add, mul, scale, relu, copy and addInto match the reference", async (
   });
   for (const r of runs) {
     ok(
-      relErr(await readF32(r.sum), elementwiseReference("add", r.ha, r.hb)) < 1e-6,
+      relError(await readF32(r.sum), elementwiseReference("add", r.ha, r.hb)) < 1e-6,
       `add ${r.tag}`,
     );
     ok(
-      relErr(await readF32(r.prod), elementwiseReference("mul", r.ha, r.hb)) < 1e-6,
+      relError(await readF32(r.prod), elementwiseReference("mul", r.ha, r.hb)) < 1e-6,
       `mul ${r.tag}`,
     );
     ok(
-      relErr(await readF32(r.scaled), elementwiseReference("scale", r.ha, r.ha, -2.5)) < 1e-6,
+      relError(await readF32(r.scaled), elementwiseReference("scale", r.ha, r.ha, -2.5)) < 1e-6,
       `scale ${r.tag}`,
     );
     deepStrictEqual(
@@ -91,7 +76,7 @@ Deno.test("add, mul, scale, relu, copy and addInto match the reference", async (
     );
     deepStrictEqual(await readF32(r.copied), r.ha);
     const sum = Float64Array.from(r.init, (v, i) => v + r.ha[i]);
-    ok(relErr(await readF32(r.acc), sum) < 1e-6, `addInto ${r.tag}`);
+    ok(relError(await readF32(r.acc), sum) < 1e-6, `addInto ${r.tag}`);
   }
 });
 
@@ -99,8 +84,8 @@ Deno.test("reluBackward matches finite differences, overwriting and accumulating
   const gpu = await getGpu();
   for (const n of [37, 64]) {
     // Keep inputs away from the kink so central differences are exact.
-    const hx = rand(n, n).map((v) => (Math.abs(v) < 0.01 ? v + 0.05 : v));
-    const proj = rand(n, n + 1), init = rand(n, n + 2);
+    const hx = randomF32(n, n).map((v) => (Math.abs(v) < 0.01 ? v + 0.05 : v));
+    const proj = randomF32(n, n + 1), init = randomF32(n, n + 2);
     const x = createTensor(gpu, [n], "f32", "x", hx);
     const dOut = createTensor(gpu, [n], "f32", "dOut", proj);
     const dX = createTensor(gpu, [n], "f32", "dX");
@@ -124,10 +109,13 @@ Deno.test("reluBackward matches finite differences, overwriting and accumulating
       xs[i] = keep;
     }
     const got = await readF32(dX);
-    ok(relErr(got, fd) < 1e-4, `reluBackward vs finite differences (n=${n}): ${relErr(got, fd)}`);
+    ok(
+      relError(got, fd) < 1e-4,
+      `reluBackward vs finite differences (n=${n}): ${relError(got, fd)}`,
+    );
     deepStrictEqual(got, Float32Array.from(elementwiseReference("reluBackward", hx, proj)));
     const acc = Float64Array.from(fd, (v, i) => v + init[i]);
-    ok(relErr(await readF32(dXAcc), acc) < 1e-5);
+    ok(relError(await readF32(dXAcc), acc) < 1e-5);
   }
 });
 

@@ -8,34 +8,7 @@ import {
 } from "../kernels/embedding.ts";
 import { runOnce } from "../kernels/program.ts";
 import { createTensor, LimitError, readF32, ShapeError, tensorView } from "../kernels/tensor.ts";
-
-/** Deterministic test data: a 32-bit LCG (Numerical Recipes constants). */
-function lcg(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => (s = (Math.imul(s, 1664525) + 1013904223) >>> 0);
-}
-
-/** Uniform floats in [-1, 1), rounded to f32 so host and device see the same inputs. */
-function randomF32(n: number, seed: number): Float32Array {
-  const next = lcg(seed);
-  return Float32Array.from({ length: n }, () => next() / 2 ** 31 - 1);
-}
-
-function randomIds(n: number, vocab: number, seed: number): Uint32Array {
-  const next = lcg(seed);
-  return Uint32Array.from({ length: n }, () => (next() >>> 8) % vocab);
-}
-
-/** max |got − want| / max |want|: the error relative to the result's scale. */
-function relError(got: ArrayLike<number>, want: ArrayLike<number>): number {
-  deepStrictEqual(got.length, want.length);
-  let err = 0, scale = 0;
-  for (let i = 0; i < want.length; i++) {
-    err = Math.max(err, Math.abs(got[i] - want[i]));
-    scale = Math.max(scale, Math.abs(want[i]));
-  }
-  return err / Math.max(scale, 1e-30);
-}
+import { randomF32, randomIds, relError } from "./support.ts";
 
 for (const C of [5, 12]) {
   Deno.test(`embeddingForward matches the reference (C = ${C})`, async () => {
@@ -116,8 +89,7 @@ Deno.test("embeddingBackward is exact at 65,535 ids and refuses 65,536", async (
   const V = 3, C = 1, N = 65535;
   const ids = randomIds(N, V, 7);
   // Small integers sum exactly in f32, so any lost iteration would show.
-  const next = lcg(8);
-  const grads = Float32Array.from({ length: N }, () => (next() >>> 28) - 8);
+  const grads = Float32Array.from(randomIds(N, 16, 8), (k) => k - 8);
   grads[N - 1] = 3; // the iteration llvmpipe would drop first must count
   const idx = createTensor(gpu, [N], "u32", "idx", ids);
   const dOut = createTensor(gpu, [N, C], "f32", "dOut", grads);

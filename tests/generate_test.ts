@@ -10,18 +10,7 @@ import {
 import { philox4x32, streamKey, unitFloat } from "../kernels/philox.ts";
 import { runOnce } from "../kernels/program.ts";
 import { createTensor, LimitError, readU32, ShapeError, writeTensor } from "../kernels/tensor.ts";
-
-/** Deterministic test data: a 32-bit LCG (Numerical Recipes constants). */
-function lcg(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => (s = (Math.imul(s, 1664525) + 1013904223) >>> 0);
-}
-
-/** Uniform floats in [-scale, scale), rounded to f32 so host and device see the same inputs. */
-function randomF32(n: number, seed: number, scale = 1): Float32Array {
-  const next = lcg(seed);
-  return Float32Array.from({ length: n }, () => scale * (next() / 2 ** 31 - 1));
-}
+import { randomF32 } from "./support.ts";
 
 Deno.test("200 tokens generated in one plan equal the TypeScript reference loop", async () => {
   const gpu = await getGpu();

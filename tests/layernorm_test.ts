@@ -6,43 +6,9 @@ import {
   layerNormBackwardReference,
   layerNormReference,
 } from "../kernels/layernorm.ts";
-import { philoxWords, unitFloat } from "../kernels/philox.ts";
 import { Recorder, runOnce } from "../kernels/program.ts";
 import { createTensor, readF32, ShapeError } from "../kernels/tensor.ts";
-
-/** Uniform [offset - amp, offset + amp) test data from the project's own generator. */
-function rand(n: number, seed: number, amp = 1, offset = 0): Float32Array {
-  return Float32Array.from(
-    philoxWords(n, [seed, 0x7e57]),
-    (w) => offset + amp * (2 * unitFloat(w) - 1),
-  );
-}
-
-/** Largest absolute difference relative to the largest magnitude of the expected values. */
-function relErr(got: ArrayLike<number>, want: ArrayLike<number>): number {
-  let diff = 0, mag = 0;
-  for (let i = 0; i < want.length; i++) {
-    diff = Math.max(diff, Math.abs(got[i] - want[i]));
-    mag = Math.max(mag, Math.abs(want[i]));
-  }
-  return diff / Math.max(mag, 1e-30);
-}
-
-/** Central finite differences of a float64 scalar function of one flat parameter vector. */
-function finiteDifferences(x: Float64Array, loss: (x: Float64Array) => number): Float64Array {
-  const h = 1e-6;
-  const grad = new Float64Array(x.length);
-  for (let i = 0; i < x.length; i++) {
-    const keep = x[i];
-    x[i] = keep + h;
-    const up = loss(x);
-    x[i] = keep - h;
-    const down = loss(x);
-    x[i] = keep;
-    grad[i] = (up - down) / (2 * h);
-  }
-  return grad;
-}
+import { finiteDifferences, randomF32, relError } from "./support.ts";
 
 const shapes = [[7, 13], [65, 64], [1, 40], [3, 5, 8], [300, 12], [4, 3]];
 
@@ -51,7 +17,9 @@ Deno.test("layerNorm forward matches the reference, statistics included", async 
   const runs = shapes.map((shape, i) => {
     const C = shape[shape.length - 1], n = shape.reduce((a, b) => a * b, 1);
     // An offset makes the mean matter: a one-pass variance would lose digits here.
-    const hx = rand(n, i + 1, 2, 3), hg = rand(C, 20 + i, 0.5, 1), hb = rand(C, 40 + i);
+    const hx = randomF32(n, i + 1, 2, 3),
+      hg = randomF32(C, 20 + i, 0.5, 1),
+      hb = randomF32(C, 40 + i);
     const t = (s: number[], name: string, d?: ArrayLike<number>) =>
       createTensor(gpu, s, "f32", name, d);
     return {
@@ -70,9 +38,9 @@ Deno.test("layerNorm forward matches the reference, statistics included", async 
   });
   for (const r of runs) {
     const tag = JSON.stringify(r.shape);
-    ok(relErr(await readF32(r.out), r.want.out) < 1e-5, `layerNorm out ${tag}`);
-    ok(relErr(await readF32(r.mean), r.want.mean) < 1e-5, `layerNorm mean ${tag}`);
-    ok(relErr(await readF32(r.rstd), r.want.rstd) < 1e-5, `layerNorm rstd ${tag}`);
+    ok(relError(await readF32(r.out), r.want.out) < 1e-5, `layerNorm out ${tag}`);
+    ok(relError(await readF32(r.mean), r.want.mean) < 1e-5, `layerNorm mean ${tag}`);
+    ok(relError(await readF32(r.rstd), r.want.rstd) < 1e-5, `layerNorm rstd ${tag}`);
   }
 });
 
@@ -82,9 +50,13 @@ Deno.test("layerNormBackward matches the reference and finite differences", asyn
     createTensor(gpu, s, "f32", name, d);
   const runs = shapes.map((shape, i) => {
     const C = shape[shape.length - 1], n = shape.reduce((a, b) => a * b, 1);
-    const hx = rand(n, 60 + i, 2, 1), hg = rand(C, 70 + i, 0.5, 1), hb = rand(C, 80 + i);
-    const proj = rand(n, 90 + i);
-    const initX = rand(n, 100 + i), initG = rand(C, 110 + i), initB = rand(C, 120 + i);
+    const hx = randomF32(n, 60 + i, 2, 1),
+      hg = randomF32(C, 70 + i, 0.5, 1),
+      hb = randomF32(C, 80 + i);
+    const proj = randomF32(n, 90 + i);
+    const initX = randomF32(n, 100 + i),
+      initG = randomF32(C, 110 + i),
+      initB = randomF32(C, 120 + i);
     return {
       tag: JSON.stringify(shape),
       shape,
@@ -129,12 +101,15 @@ Deno.test("layerNormBackward matches the reference and finite differences", asyn
   for (const r of runs) {
     const { tag, ref } = r;
     const gotX = await readF32(r.dX), gotG = await readF32(r.dG), gotB = await readF32(r.dB);
-    ok(relErr(gotX, ref.dX) < 1e-5, `dX vs reference ${tag}: ${relErr(gotX, ref.dX)}`);
-    ok(relErr(gotG, ref.dGamma) < 1e-5, `dGamma vs reference ${tag}`);
-    ok(relErr(gotB, ref.dBeta) < 1e-5, `dBeta vs reference ${tag}`);
-    ok(relErr(await readF32(r.dXa), plus(ref.dX, r.initX)) < 1e-5, `dX accumulate ${tag}`);
-    ok(relErr(await readF32(r.dGa), plus(ref.dGamma, r.initG)) < 1e-5, `dGamma accumulate ${tag}`);
-    ok(relErr(await readF32(r.dBa), plus(ref.dBeta, r.initB)) < 1e-5, `dBeta accumulate ${tag}`);
+    ok(relError(gotX, ref.dX) < 1e-5, `dX vs reference ${tag}: ${relError(gotX, ref.dX)}`);
+    ok(relError(gotG, ref.dGamma) < 1e-5, `dGamma vs reference ${tag}`);
+    ok(relError(gotB, ref.dBeta) < 1e-5, `dBeta vs reference ${tag}`);
+    ok(relError(await readF32(r.dXa), plus(ref.dX, r.initX)) < 1e-5, `dX accumulate ${tag}`);
+    ok(
+      relError(await readF32(r.dGa), plus(ref.dGamma, r.initG)) < 1e-5,
+      `dGamma accumulate ${tag}`,
+    );
+    ok(relError(await readF32(r.dBa), plus(ref.dBeta, r.initB)) < 1e-5, `dBeta accumulate ${tag}`);
     // Finite differences cost O(n²): the small shapes cover the vec4 and scalar kernels.
     if (r.n > 1000) continue;
     // Loss L = Σ proj ⊙ layerNorm(x; gamma, beta): dL/dout = proj.
@@ -147,9 +122,9 @@ Deno.test("layerNormBackward matches the reference and finite differences", asyn
     const fdX = finiteDifferences(Float64Array.from(r.hx), (v) => loss(v, r.hg, r.hb));
     const fdG = finiteDifferences(Float64Array.from(r.hg), (v) => loss(r.hx, v, r.hb));
     const fdB = finiteDifferences(Float64Array.from(r.hb), (v) => loss(r.hx, r.hg, v));
-    ok(relErr(gotX, fdX) < 1e-4, `dX vs finite differences ${tag}: ${relErr(gotX, fdX)}`);
-    ok(relErr(gotG, fdG) < 1e-4, `dGamma vs finite differences ${tag}: ${relErr(gotG, fdG)}`);
-    ok(relErr(gotB, fdB) < 1e-4, `dBeta vs finite differences ${tag}: ${relErr(gotB, fdB)}`);
+    ok(relError(gotX, fdX) < 1e-4, `dX vs finite differences ${tag}: ${relError(gotX, fdX)}`);
+    ok(relError(gotG, fdG) < 1e-4, `dGamma vs finite differences ${tag}: ${relError(gotG, fdG)}`);
+    ok(relError(gotB, fdB) < 1e-4, `dBeta vs finite differences ${tag}: ${relError(gotB, fdB)}`);
   }
 });
 
@@ -158,9 +133,9 @@ Deno.test("layerNorm parameter gradients are bit-identical across runs", async (
   const [rows, C] = [1000, 16];
   const t = (s: number[], name: string, d?: ArrayLike<number>) =>
     createTensor(gpu, s, "f32", name, d);
-  const x = t([rows, C], "x", rand(rows * C, 1)), gamma = t([C], "gamma", rand(C, 2));
+  const x = t([rows, C], "x", randomF32(rows * C, 1)), gamma = t([C], "gamma", randomF32(C, 2));
   const mean = t([rows], "mean"), rstd = t([rows], "rstd"), out = t([rows, C], "out");
-  const dOut = t([rows, C], "dOut", rand(rows * C, 3));
+  const dOut = t([rows, C], "dOut", randomF32(rows * C, 3));
   const results: Float32Array[] = [];
   for (let run = 0; run < 2; run++) {
     const dX = t([rows, C], "dX"), dG = t([C], "dGamma"), dB = t([C], "dBeta");

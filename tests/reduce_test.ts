@@ -1,24 +1,9 @@
 import { deepStrictEqual, ok, throws } from "node:assert/strict";
 import { getGpu } from "../kernels/device.ts";
-import { philoxWords, unitFloat } from "../kernels/philox.ts";
 import { Recorder, runOnce } from "../kernels/program.ts";
 import { colSum, colSumReference, rowSum, rowSumReference } from "../kernels/reduce.ts";
 import { createTensor, readF32, ShapeError } from "../kernels/tensor.ts";
-
-/** Uniform [-1, 1) test data from the project's own generator, so every run sees the same. */
-function rand(n: number, seed: number): Float32Array {
-  return Float32Array.from(philoxWords(n, [seed, 0x7e57]), (w) => 2 * unitFloat(w) - 1);
-}
-
-/** Largest absolute difference relative to the largest magnitude of the expected values. */
-function relErr(got: ArrayLike<number>, want: ArrayLike<number>): number {
-  let diff = 0, mag = 0;
-  for (let i = 0; i < want.length; i++) {
-    diff = Math.max(diff, Math.abs(got[i] - want[i]));
-    mag = Math.max(mag, Math.abs(want[i]));
-  }
-  return diff / Math.max(mag, 1e-30);
-}
+import { randomF32, relError } from "./support.ts";
 
 const shapes: number[][] = [[7, 13], [65, 65], [1, 40], [40, 1], [3, 5, 8], [300, 12], [1, 1]];
 
@@ -26,8 +11,8 @@ Deno.test("rowSum and colSum match the reference, with and without accumulation"
   const gpu = await getGpu();
   const runs = shapes.map((shape, i) => {
     const n = shape[shape.length - 1], rows = shape.reduce((a, b) => a * b, 1) / n;
-    const hx = rand(rows * n, i + 1);
-    const initCols = rand(n, 100 + i);
+    const hx = randomF32(rows * n, i + 1);
+    const initCols = randomF32(n, 100 + i);
     const x = createTensor(gpu, shape, "f32", "x", hx);
     const rs = createTensor(gpu, shape.slice(0, -1), "f32", "rows");
     const cs = createTensor(gpu, [n], "f32", "cols");
@@ -53,22 +38,22 @@ Deno.test("rowSum and colSum match the reference, with and without accumulation"
   });
   for (const r of runs) {
     const tag = JSON.stringify(r.shape);
-    ok(relErr(await readF32(r.rs), r.wantRows) < 1e-5, `rowSum ${tag}`);
-    ok(relErr(await readF32(r.cs), r.wantCols) < 1e-5, `colSum ${tag}`);
-    ok(relErr(await readF32(r.csAcc), r.wantAcc) < 1e-5, `colSum accumulate ${tag}`);
+    ok(relError(await readF32(r.rs), r.wantRows) < 1e-5, `rowSum ${tag}`);
+    ok(relError(await readF32(r.cs), r.wantCols) < 1e-5, `colSum ${tag}`);
+    ok(relError(await readF32(r.csAcc), r.wantAcc) < 1e-5, `colSum accumulate ${tag}`);
   }
 });
 
 Deno.test("colSum over many rows is bit-identical across runs", async () => {
   const gpu = await getGpu();
   const [rows, n] = [4099, 24];
-  const x = createTensor(gpu, [rows, n], "f32", "x", rand(rows * n, 9));
+  const x = createTensor(gpu, [rows, n], "f32", "x", randomF32(rows * n, 9));
   const outs = [0, 1, 2].map((i) => createTensor(gpu, [n], "f32", `out${i}`));
   for (const out of outs) await runOnce(gpu, (rec) => colSum(rec, x, out));
   const [a, b, c] = await Promise.all(outs.map(readF32));
   deepStrictEqual(a, b);
   deepStrictEqual(a, c);
-  ok(relErr(a, colSumReference(await readF32(x), rows, n)) < 1e-5);
+  ok(relError(a, colSumReference(await readF32(x), rows, n)) < 1e-5);
 });
 
 Deno.test("rowSum and colSum reject mismatched shapes", async () => {

@@ -1,6 +1,5 @@
 import { ok, throws } from "node:assert/strict";
 import { getGpu } from "../kernels/device.ts";
-import { philoxWords, unitFloat } from "../kernels/philox.ts";
 import { Recorder, runOnce } from "../kernels/program.ts";
 import {
   softmax,
@@ -10,37 +9,7 @@ import {
   softmaxReference,
 } from "../kernels/softmax.ts";
 import { createTensor, readF32, ShapeError } from "../kernels/tensor.ts";
-
-/** Uniform [-amp, amp) test data from the project's own generator. */
-function rand(n: number, seed: number, amp = 1): Float32Array {
-  return Float32Array.from(philoxWords(n, [seed, 0x7e57]), (w) => amp * (2 * unitFloat(w) - 1));
-}
-
-/** Largest absolute difference relative to the largest magnitude of the expected values. */
-function relErr(got: ArrayLike<number>, want: ArrayLike<number>): number {
-  let diff = 0, mag = 0;
-  for (let i = 0; i < want.length; i++) {
-    diff = Math.max(diff, Math.abs(got[i] - want[i]));
-    mag = Math.max(mag, Math.abs(want[i]));
-  }
-  return diff / Math.max(mag, 1e-30);
-}
-
-/** Central finite differences of a float64 scalar function of one flat parameter vector. */
-function finiteDifferences(x: Float64Array, loss: (x: Float64Array) => number): Float64Array {
-  const h = 1e-6;
-  const grad = new Float64Array(x.length);
-  for (let i = 0; i < x.length; i++) {
-    const keep = x[i];
-    x[i] = keep + h;
-    const up = loss(x);
-    x[i] = keep - h;
-    const down = loss(x);
-    x[i] = keep;
-    grad[i] = (up - down) / (2 * h);
-  }
-  return grad;
-}
+import { finiteDifferences, randomF32, relError } from "./support.ts";
 
 const cases: { shape: number[]; opts: SoftmaxOptions }[] = [
   { shape: [7, 13], opts: {} },
@@ -57,7 +26,7 @@ const cases: { shape: number[]; opts: SoftmaxOptions }[] = [
 Deno.test("softmax matches the reference (scale, causal mask, ragged rows)", async () => {
   const gpu = await getGpu();
   const runs = cases.map(({ shape, opts }, i) => {
-    const hx = rand(shape.reduce((a, b) => a * b, 1), i + 1, 4);
+    const hx = randomF32(shape.reduce((a, b) => a * b, 1), i + 1, 4);
     const x = createTensor(gpu, shape, "f32", "x", hx);
     const out = createTensor(gpu, shape, "f32", "out");
     const C = shape[shape.length - 1], R = shape.length > 1 ? shape[shape.length - 2] : 1;
@@ -68,7 +37,7 @@ Deno.test("softmax matches the reference (scale, causal mask, ragged rows)", asy
   });
   for (const r of runs) {
     const got = await readF32(r.out);
-    const err = relErr(got, r.want);
+    const err = relError(got, r.want);
     ok(err < 1e-5, `softmax ${JSON.stringify(r.shape)} ${JSON.stringify(r.opts)}: ${err}`);
     // Masked positions must be exactly zero, not merely small.
     for (let i = 0; i < got.length; i++) if (r.want[i] === 0) ok(got[i] === 0);
@@ -83,7 +52,7 @@ Deno.test("softmax is stable for large logits", async () => {
   await runOnce(gpu, (rec) => softmax(rec, x, out));
   const got = await readF32(out);
   ok(got.every(Number.isFinite));
-  ok(relErr(got, softmaxReference(hx, 2, 4)) < 1e-5);
+  ok(relError(got, softmaxReference(hx, 2, 4)) < 1e-5);
 });
 
 Deno.test("softmaxBackward matches the reference and finite differences", async () => {
@@ -91,7 +60,9 @@ Deno.test("softmaxBackward matches the reference and finite differences", async 
   const runs = cases.map(({ shape, opts }, idx) => {
     const n = shape.reduce((a, b) => a * b, 1);
     const C = shape[shape.length - 1], R = shape.length > 1 ? shape[shape.length - 2] : 1;
-    const hx = rand(n, 50 + idx, 2), proj = rand(n, 80 + idx), init = rand(n, 90 + idx);
+    const hx = randomF32(n, 50 + idx, 2),
+      proj = randomF32(n, 80 + idx),
+      init = randomF32(n, 90 + idx);
     const y = softmaxReference(hx, R, C, opts);
     const scale = opts.scale ?? 1;
     return {
@@ -119,9 +90,12 @@ Deno.test("softmaxBackward matches the reference and finite differences", async 
   });
   for (const r of runs) {
     const got = await readF32(r.dX);
-    ok(relErr(got, r.ref) < 1e-5, `softmaxBackward vs reference ${r.tag}: ${relErr(got, r.ref)}`);
+    ok(
+      relError(got, r.ref) < 1e-5,
+      `softmaxBackward vs reference ${r.tag}: ${relError(got, r.ref)}`,
+    );
     const acc = r.ref.map((v, i) => v + r.init[i]);
-    ok(relErr(await readF32(r.dXAcc), acc) < 1e-5, `softmaxBackward accumulate ${r.tag}`);
+    ok(relError(await readF32(r.dXAcc), acc) < 1e-5, `softmaxBackward accumulate ${r.tag}`);
     // Finite differences cost O(n²): the small cases cover every mask and scale combination.
     if (r.n > 1000) continue;
     // Loss L = Σ proj ⊙ softmax(scale·x): dL/dy = proj.
@@ -133,8 +107,8 @@ Deno.test("softmaxBackward matches the reference and finite differences", async 
     };
     const fd = finiteDifferences(Float64Array.from(r.hx), loss);
     ok(
-      relErr(got, fd) < 1e-4,
-      `softmaxBackward vs finite differences ${r.tag}: ${relErr(got, fd)}`,
+      relError(got, fd) < 1e-4,
+      `softmaxBackward vs finite differences ${r.tag}: ${relError(got, fd)}`,
     );
   }
 });
