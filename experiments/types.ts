@@ -1,8 +1,10 @@
 /** What an experiment file provides: a config schema with defaults, and a model or a check. */
 import { z } from "zod";
 import type { Gpu } from "../kernels/device.ts";
+import type { Recorder } from "../kernels/program.ts";
+import type { Tensor } from "../kernels/tensor.ts";
 import type { Graph, Var } from "../nn/graph.ts";
-import type { ParamStore } from "../nn/params.ts";
+import type { Arenas, ParamStore } from "../nn/params.ts";
 
 /** The config sections every language-model experiment shares (defaults: the lecture's). */
 export function languageModelSchema(defaults: {
@@ -40,9 +42,40 @@ export interface LanguageModelConfig {
   data: string;
 }
 
+/** One batch drawn on the device, as the harness's loop records it for a step or an estimate. */
+export interface BatchStep {
+  rec: Recorder;
+  /** The token split, u32. */
+  tokens: Tensor;
+  /** Device counters; slot `counterIndex` is the batch counter the step reads and increments. */
+  counters: Tensor;
+  counterIndex: number;
+  /** Philox key of the batch stream. */
+  key: readonly [number, number];
+  batchSize: number;
+  blockSize: number;
+  /** Loss history: the slot (batch counter before the increment) mod capacity is written. */
+  losses: Tensor;
+}
+
+/** A training step: a batch plus the AdamW update of every parameter in the store's arenas. */
+export interface TrainStep extends BatchStep {
+  arenas: Arenas;
+  lr: number;
+  weightDecay: number;
+}
+
 /** A model: token ids [B,T] → logits [B,T,V]. */
 export interface LanguageModel {
   forward(g: Graph, idx: Var): Var;
+  /**
+   * Optional fused training step (batch → loss → backward → AdamW) that records fewer
+   * dispatches than the autograd graph. It must produce the graph path's losses and parameters
+   * bit for bit; the harness uses it when present.
+   */
+  recordTrainStep?(step: TrainStep): void;
+  /** Optional fused evaluation batch (loss only), the same contract as `recordTrainStep`. */
+  recordEvalStep?(step: BatchStep): void;
 }
 
 /** An experiment trained by the harness's loop. */

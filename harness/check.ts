@@ -1,7 +1,7 @@
 /**
  * `deno task check`: the CI regression guard. Each baseline file names an experiment, its
  * overrides, seeds and metric, with the expected mean and std. Missing runs are trained (runs
- * already on disk with the same config and seed are reused), and the fresh mean is compared:
+ * already on disk with the same config, seed and code are reused), and the mean is compared:
  * worse by more than max(sigmas·σ/√n, absolute) is a regression (exit 1).
  */
 import { basename, join } from "node:path";
@@ -10,6 +10,7 @@ import { z } from "zod";
 import { experiments } from "../experiments/mod.ts";
 import { writeFileAtomic } from "./atomic.ts";
 import { resolveConfig } from "./config.ts";
+import { codeSha256 } from "./env.ts";
 import { ExitCode, UsageError } from "./errors.ts";
 import { runExp } from "./exp.ts";
 import type { RunResult } from "./result_schema.ts";
@@ -113,39 +114,100 @@ function setsOf(baseline: Baseline): string[] {
   return Object.entries(baseline.overrides).map(([k, v]) => `${k}=${v}`);
 }
 
-/** Finds or trains the runs a baseline needs; returns their metric values in seed order. */
+/** Reads a result, or undefined when there is none (or it is unreadable). */
+async function tryRead(path: string): Promise<RunResult | undefined> {
+  try {
+    return await readResult(path);
+  } catch {
+    return undefined;
+  }
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.stat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Where a baseline's values came from. */
+interface FreshValues {
+  values: number[];
+  reused: number;
+  trained: number;
+}
+
+/**
+ * Finds or trains the runs a baseline needs; returns their metric values in seed order.
+ * A stored run is reused only when its config, seed and code (env.codeSha256) are today's and
+ * it ended ok. Runs missing from `resultsDir` are trained into it; when a stale result is in
+ * the way (other code), the fresh runs go to a scratch directory, so nothing is overwritten.
+ */
 async function freshValues(
   baseline: Baseline,
   resultsDir: string,
   quiet: boolean,
-): Promise<number[]> {
+  code: string | null,
+): Promise<FreshValues> {
   const experiment = experiments.get(baseline.experiment)!;
   const { sha256 } = await resolveConfig(experiment.schema as never, { sets: setsOf(baseline) });
-  const load = async (seed: number): Promise<RunResult | undefined> => {
-    try {
-      const r = await readResult(resultPath(resultsDir, baseline.experiment, runId(sha256, seed)));
-      return r.configSha256 === sha256 && r.seed === seed && r.status === "ok" ? r : undefined;
-    } catch {
-      return undefined;
-    }
-  };
+  const pathIn = (dir: string, seed: number) =>
+    resultPath(dir, baseline.experiment, runId(sha256, seed));
+  const usable = (r: RunResult | undefined, seed: number): r is RunResult =>
+    r !== undefined && r.configSha256 === sha256 && r.seed === seed && r.status === "ok";
+
+  const found = new Map<number, RunResult>();
   const missing: number[] = [];
-  for (const seed of baseline.seeds) if (!(await load(seed))) missing.push(seed);
-  if (missing.length > 0) {
-    const args = [baseline.experiment, "--seeds", missing.join(","), "--out", resultsDir];
-    for (const s of setsOf(baseline)) args.push("--set", s);
-    if (quiet) args.push("--quiet");
-    const code = await runExp(args);
-    if (code !== ExitCode.ok) throw new Error(`training for the baseline failed (exit ${code})`);
-  }
-  const values: number[] = [];
+  let stale = false;
   for (const seed of baseline.seeds) {
-    const r = await load(seed);
-    if (!r) throw new Error(`run for seed ${seed} missing after training`);
-    values.push(metricOf(r, baseline.metric));
+    const r = await tryRead(pathIn(resultsDir, seed));
+    if (usable(r, seed) && code !== null && r.env.codeSha256 === code) found.set(seed, r);
+    else {
+      missing.push(seed);
+      if (await exists(pathIn(resultsDir, seed))) stale = true;
+    }
   }
-  return values;
+  const reused = found.size;
+  if (missing.length > 0) {
+    const outDir = stale ? await Deno.makeTempDir({ prefix: "seedlab-check-" }) : resultsDir;
+    if (stale) {
+      console.log(
+        `${baseline.experiment}: results in ${resultsDir} for these seeds come from other code ` +
+          "or did not end ok; training afresh in a scratch directory (stored results kept)",
+      );
+    }
+    try {
+      const args = [baseline.experiment, "--seeds", missing.join(","), "--out", outDir];
+      for (const s of setsOf(baseline)) args.push("--set", s);
+      if (quiet) args.push("--quiet");
+      const exit = await runExp(args);
+      if (exit !== ExitCode.ok) {
+        throw new CheckFailure(
+          `training the runs for the ${baseline.experiment} baseline failed (exit ${exit})`,
+        );
+      }
+      for (const seed of missing) {
+        const r = await tryRead(pathIn(outDir, seed));
+        if (!usable(r, seed)) {
+          throw new CheckFailure(`the run for seed ${seed} is missing from ${outDir}`);
+        }
+        found.set(seed, r);
+      }
+    } finally {
+      if (stale) await Deno.remove(outDir, { recursive: true });
+    }
+  }
+  return {
+    values: baseline.seeds.map((seed) => metricOf(found.get(seed)!, baseline.metric)),
+    reused,
+    trained: missing.length,
+  };
 }
+
+/** A baseline whose runs could not be produced: exit 1, like a regression. */
+class CheckFailure extends Error {}
 
 function table(rows: CheckRow[]): string {
   const header = ["baseline", "metric", "n", "expected", "now", "delta", "allowed", "verdict"];
@@ -182,14 +244,25 @@ export async function runCheck(argv: string[]): Promise<number> {
     throw new UsageError(
       `${
         (e as Error).message
-      }\nusage: deno task check [--baselines DIR] [--results DIR] [--update]`,
+      }\nusage: deno task check [--baselines DIR] [--results DIR] [--update] [--quiet]`,
     );
   }
   const baselines = await loadBaselines(values.baselines);
+  const code = await codeSha256();
   const rows: CheckRow[] = [];
   for (const { name, path, baseline } of baselines) {
-    const fresh = await freshValues(baseline, values.results, values.quiet);
-    const row = judge(name, baseline, fresh);
+    let fresh: FreshValues;
+    try {
+      fresh = await freshValues(baseline, values.results, values.quiet, code);
+    } catch (e) {
+      if (!(e instanceof CheckFailure)) throw e;
+      console.error(`error: ${name}: ${e.message}`);
+      return ExitCode.failure;
+    }
+    console.log(
+      `${name}: ${fresh.reused} run(s) reused from ${values.results}, ${fresh.trained} trained`,
+    );
+    const row = judge(name, baseline, fresh.values);
     rows.push(row);
     if (values.update) {
       const updated = { ...baseline, expected: { mean: row.mean, std: row.std } };

@@ -25,6 +25,7 @@
  * | `seedlab.seed`         | run seed, decimal                                    |
  * | `seedlab.step`         | optimizer steps completed, decimal                   |
  * | `seedlab.curve`        | optional: the loss curve so far, JSON (results schema) |
+ * | `seedlab.overrides`    | optional: the run's `--set` overrides, JSON object   |
  *
  * Any safetensors reader (e.g. Python's `safetensors.numpy.load_file`) can open the file.
  */
@@ -58,6 +59,8 @@ export interface Checkpoint {
   counters: Uint32Array;
   /** The loss curve up to `step`, so a resumed run's result has the whole curve. */
   curve?: CurvePoint[];
+  /** The run's `--set` overrides, so `--resume` re-creates its config without repeating them. */
+  overrides?: Record<string, unknown>;
 }
 
 const PARAM = "param.";
@@ -72,6 +75,7 @@ const META = {
   seed: "seedlab.seed",
   step: "seedlab.step",
   curve: "seedlab.curve",
+  overrides: "seedlab.overrides",
 } as const;
 
 const fmtShape = (shape: readonly number[]) => `[${shape.join(", ")}]`;
@@ -139,6 +143,7 @@ export async function saveCheckpoint(path: string, ckpt: Checkpoint): Promise<vo
   };
   // NaN losses of a diverged curve become null, which the results schema allows.
   if (ckpt.curve) metadata[META.curve] = JSON.stringify(ckpt.curve);
+  if (ckpt.overrides) metadata[META.overrides] = JSON.stringify(ckpt.overrides);
   await saveSafetensors(path, tensors, metadata);
 }
 
@@ -181,6 +186,19 @@ export async function loadCheckpoint(path: string): Promise<Checkpoint> {
     if (!parsed.success) throw bad(`${META.curve} is not a loss curve`);
     curve = parsed.data;
   }
+  let overrides: Record<string, unknown> | undefined;
+  if (metadata[META.overrides] !== undefined) {
+    let raw: unknown;
+    try {
+      raw = JSON.parse(metadata[META.overrides]);
+    } catch {
+      throw bad(`${META.overrides} is not valid JSON`);
+    }
+    if (raw === null || typeof raw !== "object" || Array.isArray(raw)) {
+      throw bad(`${META.overrides} is not a JSON object of overrides`);
+    }
+    overrides = raw as Record<string, unknown>;
+  }
 
   const params: Record<string, CheckpointTensor> = {};
   const adamM: Record<string, CheckpointTensor> = {};
@@ -220,6 +238,7 @@ export async function loadCheckpoint(path: string): Promise<Checkpoint> {
     counters,
   };
   if (curve) ckpt.curve = curve;
+  if (overrides) ckpt.overrides = overrides;
   return ckpt;
 }
 

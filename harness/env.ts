@@ -1,4 +1,6 @@
 /** The software and hardware a run used, recorded in every result. */
+import { createHash } from "node:crypto";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { AdapterSummary } from "../kernels/device.ts";
 import type { EnvInfo } from "./result_schema.ts";
@@ -29,6 +31,56 @@ async function git(bin: string, cwd: string, args: string[]): Promise<string | n
   }
 }
 
+/** What decides a run's numbers: the code folders and the files that pin dependencies. */
+const CODE_DIRS = ["kernels", "nn", "experiments", "harness"];
+const CODE_FILES = ["mod.ts", "deno.json", "deno.lock"];
+const CODE_EXT = /\.(ts|wgsl|json)$/;
+
+async function codeFiles(root: string, dir: string): Promise<string[]> {
+  const files: string[] = [];
+  let entries: Deno.DirEntry[];
+  try {
+    entries = await Array.fromAsync(Deno.readDir(join(root, dir)));
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return [];
+    throw e;
+  }
+  for (const e of entries) {
+    const rel = `${dir}/${e.name}`;
+    if (e.isDirectory) files.push(...await codeFiles(root, rel));
+    else if (e.isFile && CODE_EXT.test(e.name)) files.push(rel);
+  }
+  return files;
+}
+
+/**
+ * sha256 over the source that computes a run (kernels/, nn/, experiments/, harness/, mod.ts,
+ * deno.json, deno.lock): path and bytes of each file in sorted order. Unlike the git commit it
+ * also tells uncommitted trees apart, so `check` reuses a stored run only when the code that
+ * produced it is the code on disk now. Null when none of those files exist under `root`.
+ */
+export async function codeSha256(root: string = PROJECT_ROOT): Promise<string | null> {
+  const files = [...CODE_FILES];
+  for (const dir of CODE_DIRS) files.push(...await codeFiles(root, dir));
+  // Code-unit order, not locale order, so every machine hashes the same sequence.
+  files.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  const hash = createHash("sha256");
+  let found = 0;
+  for (const rel of files) {
+    let bytes: Uint8Array;
+    try {
+      bytes = await Deno.readFile(join(root, rel));
+    } catch (e) {
+      if (e instanceof Deno.errors.NotFound) continue;
+      throw e;
+    }
+    found++;
+    // Length-prefixed so no two file sets can produce the same byte stream.
+    hash.update(`${rel}\0${bytes.length}\0`).update(bytes);
+  }
+  return found > 0 ? hash.digest("hex") : null;
+}
+
 /** Captures Deno/V8/TypeScript versions, OS, arch, the adapter and the git commit + dirty flag. */
 export async function captureEnv(
   adapter: AdapterSummary,
@@ -36,10 +88,11 @@ export async function captureEnv(
 ): Promise<EnvInfo> {
   const cwd = opts.cwd ?? PROJECT_ROOT;
   const bin = opts.git ?? "git";
-  const [head, status] = await Promise.all([
+  const [head, status, code] = await Promise.all([
     git(bin, cwd, ["rev-parse", "HEAD"]),
     // Untracked files (results/, scratch notes) do not change what the code computes.
     git(bin, cwd, ["status", "--porcelain", "--untracked-files=no"]),
+    codeSha256(cwd),
   ]);
   return {
     deno: Deno.version.deno,
@@ -60,5 +113,6 @@ export async function captureEnv(
       commit: head && /^[0-9a-f]{40,64}$/.test(head) ? head : null,
       dirty: status === null ? null : status.length > 0,
     },
+    codeSha256: code,
   };
 }

@@ -2,6 +2,8 @@
  * `deno task exp NAME`: resolve the config, load the data, train (or check) once per seed, and
  * write one result per run. Usage errors are reported before anything runs or is written.
  */
+import { resolve } from "node:path";
+import { pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
 import { getGpu, type Gpu } from "../kernels/device.ts";
 import { experiments } from "../experiments/mod.ts";
@@ -18,20 +20,21 @@ import {
   loadCheckpoint,
   saveCheckpoint,
 } from "./checkpoint.ts";
-import { resolveConfig } from "./config.ts";
+import { formatSets, listConfigKeys, resolveConfig } from "./config.ts";
 import { loadCorpus, tokenize, type TokenizedCorpus } from "./data.ts";
 import { captureEnv } from "./env.ts";
 import { ExitCode, UsageError } from "./errors.ts";
 import { createProgress } from "./progress.ts";
-import { type EnvInfo, type RunResult, SCHEMA_VERSION } from "./result_schema.ts";
+import { type CurvePoint, type EnvInfo, type RunResult, SCHEMA_VERSION } from "./result_schema.ts";
 import { readResult, resultPath, runId, writeResult } from "./results_io.ts";
 import { applyShard, parseSeeds } from "./seeds.ts";
 import { trainLanguageModel, type TrainState } from "./train.ts";
+import { createRunProfile } from "./profile.ts";
 
 const USAGE = `usage: deno task exp NAME [--seed N | --seeds A..B|a,b,c] [--shard i/n]
        [--set key=value]... [--config FILE] [--data mobydick|tinyshakespeare|FILE]
        [--out DIR] [--quiet] [--verify RESULT.json] [--resume CKPT] [--init-from CKPT]
-       [--save-every N]`;
+       [--save-every N] [--profile]`;
 
 const DEFAULT_SEED = 1337;
 
@@ -46,6 +49,63 @@ interface ExpArgs {
   resume?: string;
   initFrom?: string;
   saveEvery?: number;
+  /** --profile: per-kernel device times and the host-time breakdown after each run. */
+  profile: boolean;
+}
+
+/** Whether an `exp` name is a module path (`examples/char_mlp.ts`) rather than a registered name. */
+function isExperimentFile(name: string): boolean {
+  return /\.(ts|mts|js|mjs)$/.test(name);
+}
+
+function looksLikeExperiment(value: unknown): value is Experiment {
+  if (value === null || typeof value !== "object") return false;
+  const e = value as Record<string, unknown>;
+  return (e.kind === "language-model" || e.kind === "check") && typeof e.name === "string" &&
+    typeof e.schema === "object";
+}
+
+/** Loads the one experiment a module file exports, so a new model can be tried before it is registered. */
+async function importExperiment(path: string): Promise<Experiment> {
+  const url = pathToFileURL(resolve(path)).href;
+  let mod: Record<string, unknown>;
+  try {
+    mod = await import(url);
+  } catch (e) {
+    throw new UsageError(`cannot load experiment file ${path}: ${(e as Error).message}`);
+  }
+  const found = Object.values(mod).filter(looksLikeExperiment);
+  if (found.length !== 1) {
+    throw new UsageError(
+      `${path} must export exactly one experiment (an object with kind, name and schema); ` +
+        `it exports ${found.length}`,
+    );
+  }
+  const experiment = found[0];
+  if (experiments.has(experiment.name)) {
+    throw new UsageError(
+      `${path} exports an experiment named '${experiment.name}', which is already registered`,
+    );
+  }
+  return experiment;
+}
+
+/** Every settable key of the experiment's schema with its value in a stored config. */
+function everyKey(
+  experiment: Experiment,
+  config: Record<string, unknown>,
+): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const { key } of listConfigKeys(experiment.schema as never)) {
+    let value: unknown = config;
+    for (const part of key.split(".")) {
+      value = value !== null && typeof value === "object"
+        ? (value as Record<string, unknown>)[part]
+        : undefined;
+    }
+    if (value !== undefined) out[key] = value;
+  }
+  return out;
 }
 
 function knownExperiments(): string {
@@ -73,6 +133,7 @@ export function parseExpArgs(args: string[]): ExpArgs {
         resume: { type: "string" },
         "init-from": { type: "string" },
         "save-every": { type: "string" },
+        profile: { type: "boolean" },
       },
     });
   } catch (e) {
@@ -84,8 +145,11 @@ export function parseExpArgs(args: string[]): ExpArgs {
   if (positionals.length > 1) {
     throw new UsageError(`unexpected arguments: ${positionals.slice(1).join(" ")}\n${USAGE}`);
   }
-  if (!experiments.has(name)) {
-    throw new UsageError(`unknown experiment '${name}'; known experiments: ${knownExperiments()}`);
+  if (!experiments.has(name) && !isExperimentFile(name)) {
+    throw new UsageError(
+      `unknown experiment '${name}'; known experiments: ${knownExperiments()} ` +
+        "(or give the path of a .ts file that exports one)",
+    );
   }
   if (values.seed !== undefined && values.seeds !== undefined) {
     throw new UsageError("give --seed or --seeds, not both");
@@ -106,6 +170,28 @@ export function parseExpArgs(args: string[]): ExpArgs {
   if (values.resume !== undefined && values["init-from"] !== undefined) {
     throw new UsageError("give --resume or --init-from, not both");
   }
+  if (
+    values.verify !== undefined &&
+    (values.resume !== undefined || values["init-from"] !== undefined)
+  ) {
+    throw new UsageError(
+      "--verify re-runs a result from scratch; it takes no --resume or --init-from",
+    );
+  }
+  const chosen = (names: string[]) =>
+    names.filter((n) => values[n as keyof typeof values] !== undefined).map((n) => `--${n}`);
+  const verifyConflicts = chosen(["seed", "seeds", "shard", "set", "config", "data"]);
+  if (values.verify !== undefined && verifyConflicts.length > 0) {
+    throw new UsageError(
+      `--verify takes the config and seed from the result; drop ${verifyConflicts.join(", ")}`,
+    );
+  }
+  const resumeConflicts = chosen(["seed", "seeds", "shard"]);
+  if (values.resume !== undefined && resumeConflicts.length > 0) {
+    throw new UsageError(
+      `--resume continues the checkpoint's seed; drop ${resumeConflicts.join(", ")}`,
+    );
+  }
   return {
     name,
     seeds,
@@ -117,13 +203,14 @@ export function parseExpArgs(args: string[]): ExpArgs {
     resume: values.resume,
     initFrom: values["init-from"],
     saveEvery,
+    profile: values.profile ?? false,
   };
 }
 
 /** Runs the `exp` command; returns the process exit code. */
 export async function runExp(argv: string[]): Promise<number> {
   const args = parseExpArgs(argv);
-  const experiment = experiments.get(args.name) as Experiment;
+  const experiment = experiments.get(args.name) ?? await importExperiment(args.name);
 
   let verifyAgainst: RunResult | undefined;
   if (args.verify) {
@@ -134,7 +221,7 @@ export async function runExp(argv: string[]): Promise<number> {
       );
     }
     args.seeds = [verifyAgainst.seed];
-    args.sets = Object.entries(verifyAgainst.overrides).map(([k, v]) => `${k}=${v}`);
+    args.sets = formatSets(verifyAgainst.overrides);
   }
   let resume: Checkpoint | undefined;
   if (args.resume) {
@@ -143,26 +230,45 @@ export async function runExp(argv: string[]): Promise<number> {
       throw new UsageError(`${args.resume} is a checkpoint of '${resume.experiment}'`);
     }
     args.seeds = [resume.seed];
+    // The checkpoint's own overrides first, so `--set train.steps=N` alone continues the same
+    // config; later --set values win.
+    args.sets = [...formatSets(resume.overrides ?? {}), ...args.sets];
   }
   const initFrom = args.initFrom ? await loadCheckpoint(args.initFrom) : undefined;
 
-  const resolved = await resolveConfig(experiment.schema as never, {
+  let resolved = await resolveConfig(experiment.schema as never, {
     file: args.configFile,
     sets: args.sets,
   });
+  if (verifyAgainst && resolved.sha256 !== verifyAgainst.configSha256) {
+    // The run used a --config file, or a default changed since: set every key as stored.
+    resolved = await resolveConfig(experiment.schema as never, {
+      sets: formatSets(everyKey(experiment, verifyAgainst.config)),
+    });
+  }
   const config = resolved.config as Record<string, unknown>;
   if (verifyAgainst && resolved.sha256 !== verifyAgainst.configSha256) {
     throw new UsageError(
-      `${args.verify}: its overrides resolve to a different config now (sha ` +
+      `${args.verify}: its config no longer resolves to the same thing (sha ` +
         `${resolved.sha256.slice(0, 12)} vs ${verifyAgainst.configSha256.slice(0, 12)}); ` +
-        "the experiment's defaults changed since it was written",
+        "the experiment's config schema changed since it was written",
     );
   }
 
   let corpus: TokenizedCorpus | undefined;
   if (experiment.kind === "language-model") {
     const lm = config as unknown as LanguageModelConfig;
+    if (resume && resume.step > lm.train.steps) {
+      throw new UsageError(
+        `${args.resume} is at step ${resume.step}, beyond train.steps=${lm.train.steps}; ` +
+          "pass --set train.steps=N with N at least that",
+      );
+    }
     corpus = tokenize(await loadCorpus(lm.data), lm.train.blockSize + 1);
+  } else if (resume || initFrom || args.saveEvery !== undefined) {
+    throw new UsageError(
+      `'${experiment.name}' trains nothing: --resume, --init-from and --save-every do not apply`,
+    );
   }
 
   const gpu = await getGpu();
@@ -198,6 +304,9 @@ export async function runExp(argv: string[]): Promise<number> {
           saveEvery: args.saveEvery,
           resume,
           initFrom,
+          // A verification re-run must not replace the checkpoint of the run it checks.
+          writeCheckpoints: !verifyAgainst,
+          profile: args.profile,
         });
       const code = verifyAgainst
         ? reportVerification(verifyAgainst, result)
@@ -270,6 +379,8 @@ interface LanguageModelRun extends CommonRun {
   saveEvery?: number;
   resume?: Checkpoint;
   initFrom?: Checkpoint;
+  writeCheckpoints: boolean;
+  profile: boolean;
 }
 
 function toMap(record: Record<string, { data: Float32Array }>): Map<string, Float32Array> {
@@ -308,7 +419,9 @@ async function runLanguageModel(
       curve: run.resume.curve ?? [],
     }
     : undefined;
+  const profile = run.profile ? createRunProfile(run.gpu) : undefined;
   const outcome = await trainLanguageModel({
+    submitter: profile?.submitter,
     gpu: run.gpu,
     config,
     seed: run.seed,
@@ -321,7 +434,7 @@ async function runLanguageModel(
     resume: resumeState,
     initParams: run.initFrom ? toMap(run.initFrom.params) : undefined,
     saveEvery: run.saveEvery,
-    onCheckpoint: async (state) => {
+    onCheckpoint: !run.writeCheckpoints ? undefined : async (state) => {
       const shaped = (m: Map<string, Float32Array>) =>
         Object.fromEntries(params.map((p) => [p.name, { shape: p.shape, data: m.get(p.name)! }]));
       await saveCheckpoint(ckptPath, {
@@ -334,7 +447,9 @@ async function runLanguageModel(
         adamV: shaped(state.adamV),
         counters: state.counters,
         curve: state.curve,
+        overrides: run.overrides,
       });
+      progress.line(`checkpoint: step ${state.step} → ${ckptPath}`);
     },
   });
   const sample = run.corpus.decode(outcome.sample);
@@ -347,6 +462,7 @@ async function runLanguageModel(
       `val ${fmt(outcome.final.val)}  ${outcome.steps} steps  ${stepsPerSec.toFixed(0)} steps/s` +
       (outcome.reason ? `  (${outcome.reason})` : ""),
   );
+  if (profile) console.log(`\n${await profile.report(outcome.timing)}\n`);
   return {
     ...baseResult(experiment, run, startedAt),
     status: outcome.status,
@@ -373,8 +489,14 @@ async function saveResult(result: RunResult, outDir: string): Promise<number> {
   }
   if (existing && existing.status === "ok") {
     if (result.status === "ok" && existing.paramsSha256 === result.paramsSha256) {
+      const differs = firstCurveDifference(existing, result);
       console.log(
-        `reproduced ${path} bit for bit (params sha256 ${result.paramsSha256.slice(0, 16)}…)`,
+        differs === null
+          ? `reproduced ${path} bit for bit (params sha256 ${result.paramsSha256.slice(0, 16)}…)`
+          // A resumed run evaluates on its own schedule; its weights are what must match.
+          : `reproduced the parameters of ${path} (params sha256 ` +
+            `${result.paramsSha256.slice(0, 16)}…); the loss curve differs from step ` +
+            `${differs.step}, so the stored result is kept`,
       );
       return ExitCode.ok;
     }
@@ -402,16 +524,14 @@ async function exists(path: string): Promise<boolean> {
 
 /** Compares a re-run with the stored result bit for bit. */
 function reportVerification(stored: RunResult, fresh: RunResult): number {
-  for (let i = 0; i < Math.max(stored.curve.length, fresh.curve.length); i++) {
-    const a = stored.curve[i], b = fresh.curve[i];
-    if (!a || !b || a.step !== b.step || a.train !== b.train || a.val !== b.val) {
-      const step = a?.step ?? b?.step;
-      console.error(
-        `verify: the curve differs first at step ${step}: stored train ${a?.train} val ${a?.val}, ` +
-          `re-run train ${b?.train} val ${b?.val}`,
-      );
-      return ExitCode.failure;
-    }
+  const differs = firstCurveDifference(stored, fresh);
+  if (differs) {
+    const { a, b } = differs;
+    console.error(
+      `verify: the curve differs first at step ${differs.step}: stored train ${a?.train} ` +
+        `val ${a?.val}, re-run train ${b?.train} val ${b?.val}`,
+    );
+    return ExitCode.failure;
   }
   for (const key of Object.keys(stored.final)) {
     if (stored.final[key] !== fresh.final[key]) {
@@ -427,4 +547,18 @@ function reportVerification(stored: RunResult, fresh: RunResult): number {
   }
   console.log(`verified: ${stored.runId} reproduces bit for bit (curve, final, params sha256)`);
   return ExitCode.ok;
+}
+
+/** The first curve point where two results differ (step, or either train/val loss), or null. */
+function firstCurveDifference(
+  stored: RunResult,
+  fresh: RunResult,
+): { step: number; a?: CurvePoint; b?: CurvePoint } | null {
+  for (let i = 0; i < Math.max(stored.curve.length, fresh.curve.length); i++) {
+    const a = stored.curve[i], b = fresh.curve[i];
+    if (!a || !b || a.step !== b.step || a.train !== b.train || a.val !== b.val) {
+      return { step: Math.min(a?.step ?? Infinity, b?.step ?? Infinity), a, b };
+    }
+  }
+  return null;
 }

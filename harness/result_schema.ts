@@ -54,6 +54,8 @@ export const EnvInfo = z.object({
   arch: z.string(),
   adapter: AdapterInfo,
   git: z.object({ commit: z.string().nullable(), dirty: z.boolean().nullable() }),
+  /** sha256 of the source that computed the run (harness/env.ts codeSha256); null if unknown. */
+  codeSha256: z.string().regex(/^[0-9a-f]{64}$/).nullable().optional(),
 });
 /** The software and hardware a run used. */
 export type EnvInfo = z.infer<typeof EnvInfo>;

@@ -191,11 +191,14 @@ async function expandSpec(spec: string): Promise<string[]> {
  * the `*.json` files of each subdirectory one level down (except `baselines/`), so `results/`
  * loads every experiment. A glob may use `*` and `?` in its last path segment and matches
  * `*.json` files only. Temporary files of interrupted writes are skipped; a file named twice is
- * loaded once. A spec that matches nothing is a UsageError.
+ * loaded once, and so is one run found in two places (same experiment, run id, status and
+ * params sha256, e.g. a shard copied into a merged folder): statistics must not count it twice.
+ * A spec that matches nothing is a UsageError.
  */
 export async function loadResults(specs: readonly string[]): Promise<LoadedResult[]> {
   const out: LoadedResult[] = [];
   const seen = new Set<string>();
+  const runs = new Map<string, string>();
   for (const spec of specs) {
     const paths = await expandSpec(spec);
     if (paths.length === 0) throw new UsageError(`${spec}: no result files found`);
@@ -203,7 +206,15 @@ export async function loadResults(specs: readonly string[]): Promise<LoadedResul
       const key = resolve(path);
       if (seen.has(key)) continue;
       seen.add(key);
-      out.push({ path, result: await readResult(path) });
+      const result = await readResult(path);
+      const run = [result.experiment, result.runId, result.status, result.paramsSha256].join("\0");
+      const first = runs.get(run);
+      if (first !== undefined) {
+        console.error(`note: ${path} is the same run as ${first}; counted once`);
+        continue;
+      }
+      runs.set(run, path);
+      out.push({ path, result });
     }
   }
   return out;

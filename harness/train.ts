@@ -2,6 +2,8 @@
  * The training loop for language-model experiments. Everything a step needs is captured once
  * as a Plan and replayed in chunks of many steps per submit; the host only reads the per-step
  * losses back once per chunk, double-buffered so the wait overlaps the next chunk's work.
+ * A model may supply fused step kernels (`recordTrainStep`); the loop then records those
+ * instead of the autograd graph.
  */
 import { adamw } from "../kernels/adamw.ts";
 import { sampleBatch } from "../kernels/batch.ts";
@@ -11,7 +13,7 @@ import { contextWindow, sampleNext } from "../kernels/generate.ts";
 import { streamKey } from "../kernels/philox.ts";
 import { type Plan, Recorder, runOnce } from "../kernels/program.ts";
 import { createTensor, readBytes, readU32, type Tensor, writeTensor } from "../kernels/tensor.ts";
-import type { LanguageModel, LanguageModelConfig } from "../experiments/types.ts";
+import type { BatchStep, LanguageModel, LanguageModelConfig } from "../experiments/types.ts";
 import { Graph } from "../nn/graph.ts";
 import { crossEntropyLoss } from "../nn/ops.ts";
 import type { ParamStore } from "../nn/params.ts";
@@ -48,6 +50,57 @@ export interface TrainOptions {
   onCheckpoint?: (state: TrainState) => Promise<void>;
   /** Steps per submit (a readback per chunk); tests use small values. */
   chunkSteps?: number;
+  /**
+   * Use the model's fused step and eval kernels when it has them (default true); false records
+   * the autograd graph, for comparisons.
+   */
+  fused?: boolean;
+  /** Encodes and submits replays (default: one compute pass per submit); --profile times them. */
+  submitter?: PlanSubmitter;
+}
+
+/** Encodes replays of plans into one command buffer and submits it. */
+export interface PlanSubmitter {
+  /**
+   * Submits each plan `times` times, in order, as one submission; `then` may append commands
+   * (a readback copy) to the same command buffer.
+   */
+  submit(
+    replays: readonly { plan: Plan; times: number }[],
+    then?: (encoder: GPUCommandEncoder) => void,
+  ): void;
+}
+
+/** The default submitter: every replay in one compute pass of one command buffer. */
+export function plainSubmitter(gpu: Gpu): PlanSubmitter {
+  return {
+    submit(replays, then) {
+      const encoder = gpu.device.createCommandEncoder();
+      const pass = encoder.beginComputePass();
+      for (const { plan, times } of replays) {
+        for (let i = 0; i < times; i++) plan.encodeInto(pass);
+      }
+      pass.end();
+      then?.(encoder);
+      gpu.device.queue.submit([encoder.finish()]);
+    },
+  };
+}
+
+/** Where a run's host time went, in milliseconds (measured with performance.now()). */
+export interface TrainTiming {
+  /** The whole of trainLanguageModel: uploads and plan recording to the final fingerprint. */
+  totalMs: number;
+  /** Uploads, parameter init, recording the plans, the step-0 estimate. */
+  setupMs: number;
+  /** Host work in the step loop: encoding and submitting the step replays. */
+  encodeSubmitMs: number;
+  /** Step loop time spent awaiting loss readbacks (the device is still working then). */
+  readbackWaitMs: number;
+  /** Estimates at eval intervals: encode, submit and wait. */
+  evalMs: number;
+  /** Generating the sample, reading the final state and hashing it. */
+  finishMs: number;
 }
 
 /** What a training run produced. */
@@ -62,6 +115,8 @@ export interface TrainOutcome {
   sample: Uint32Array;
   paramsSha256: string;
   state: TrainState;
+  /** Host-time breakdown (for --profile and the benchmarks). */
+  timing: TrainTiming;
 }
 
 const DEFAULT_CHUNK = 100;
@@ -95,17 +150,13 @@ export async function trainLanguageModel(opts: TrainOptions): Promise<TrainOutco
     store.write(opts.initParams);
   }
 
+  const submitter = opts.submitter ?? plainSubmitter(gpu);
   const stepPlan = await recordStep(opts, trainTokens, counters, trainLosses);
   const evalTrain = await recordEval(opts, trainTokens, counters, evalLosses);
   const evalVal = await recordEval(opts, valTokens, counters, evalLosses);
 
   const estimate = async (): Promise<{ train: number; val: number }> => {
-    const encoder = gpu.device.createCommandEncoder();
-    const pass = encoder.beginComputePass();
-    for (let i = 0; i < evalIters; i++) evalTrain.encodeInto(pass);
-    for (let i = 0; i < evalIters; i++) evalVal.encodeInto(pass);
-    pass.end();
-    gpu.device.queue.submit([encoder.finish()]);
+    submitter.submit([{ plan: evalTrain, times: evalIters }, { plan: evalVal, times: evalIters }]);
     const losses = new Float32Array(await readBytes(gpu, evalLosses.buffer, 0, 8 * evalIters));
     return { train: meanOf(losses, 0, evalIters), val: meanOf(losses, evalIters, 2 * evalIters) };
   };
@@ -141,6 +192,15 @@ export async function trainLanguageModel(opts: TrainOptions): Promise<TrainOutco
   let status = "ok" as RunStatus;
   let reason: string | undefined;
   const loopStart = performance.now();
+  const setupMs = loopStart - started;
+  let encodeSubmitMs = 0;
+  let readbackWaitMs = 0;
+  const nextLosses = async () => {
+    const t0 = performance.now();
+    const chunk = await readback.next();
+    readbackWaitMs += performance.now() - t0;
+    return chunk;
+  };
   const firstStep = step;
   let lastLoss = NaN;
 
@@ -168,17 +228,25 @@ export async function trainLanguageModel(opts: TrainOptions): Promise<TrainOutco
     const nextEval = Math.min(totalSteps, (Math.floor(step / interval) + 1) * interval);
     const nextSave = saveEvery > 0 ? (Math.floor(step / saveEvery) + 1) * saveEvery : Infinity;
     const n = Math.min(chunkSteps, nextEval - step, nextSave - step);
-    stepPlan.submit(n);
-    readback.request(step, n);
+    const t0 = performance.now();
+    submitter.submit([{ plan: stepPlan, times: n }], readback.request(step, n));
+    encodeSubmitMs += performance.now() - t0;
     step += n;
-    // Keep one chunk in flight: its readback wait overlaps the device work just submitted.
+    // Keep one chunk in flight: the previous chunk's readback overlaps the one just submitted.
     while (readback.pending > 1 && status === "ok") {
-      const { from, losses } = await readback.next();
+      const { from, losses } = await nextLosses();
       if (!checkChunk(from, losses)) break;
+    }
+    if (status === "ok" && step !== nextEval && step !== nextSave) {
+      // mapAsync returns once this chunk is done; the map resolves at Deno's next poll, about
+      // 11 ms later, by which time the next chunk (submitted right after) keeps the device busy.
+      const t1 = performance.now();
+      readback.startMaps();
+      readbackWaitMs += performance.now() - t1;
     }
     if (step === nextEval || step === nextSave) {
       while (readback.pending > 0 && status === "ok") {
-        const { from, losses } = await readback.next();
+        const { from, losses } = await nextLosses();
         if (!checkChunk(from, losses)) break;
       }
       if (status !== "ok") break;
@@ -189,19 +257,22 @@ export async function trainLanguageModel(opts: TrainOptions): Promise<TrainOutco
     }
   }
   while (readback.pending > 0) {
-    const { from, losses } = await readback.next();
+    const { from, losses } = await nextLosses();
     if (status === "ok") checkChunk(from, losses);
   }
-  const trainMs = performance.now() - loopStart - evalMs;
+  const loopEnd = performance.now();
+  const trainMs = loopEnd - loopStart - evalMs;
   progress.done();
 
   const last = curve[curve.length - 1];
   const final = status === "ok" && last?.step === step
     ? { train: last.train, val: last.val ?? null }
     : { train: null, val: null };
-  const sample = status === "diverged" ? new Uint32Array(0) : await generate(opts);
+  const sample = status === "diverged" ? new Uint32Array(0) : await generate(opts, submitter);
   const endState = await state();
   if (opts.onCheckpoint && status !== "diverged") await opts.onCheckpoint(endState);
+  const paramsSha256 = await store.sha256();
+  const finished = performance.now();
   return {
     status,
     reason,
@@ -211,8 +282,16 @@ export async function trainLanguageModel(opts: TrainOptions): Promise<TrainOutco
     trainMs,
     stepsTrained: step - firstStep,
     sample,
-    paramsSha256: await store.sha256(),
+    paramsSha256,
     state: endState,
+    timing: {
+      totalMs: finished - started,
+      setupMs,
+      encodeSubmitMs,
+      readbackWaitMs,
+      evalMs,
+      finishMs: finished - loopEnd,
+    },
   };
 }
 
@@ -222,6 +301,29 @@ function meanOf(values: Float32Array, from: number, to: number): number {
   return sum / (to - from);
 }
 
+/** The batch a step or an estimate draws from `tokens` on the stream of `counterIndex`. */
+function batchStep(
+  opts: TrainOptions,
+  rec: Recorder,
+  tokens: Tensor,
+  counters: Tensor,
+  losses: Tensor,
+  counterIndex: number,
+): BatchStep {
+  const { batchSize, blockSize } = opts.config.train;
+  const stream = counterIndex === Counter.trainBatch ? "train" : "eval";
+  return {
+    rec,
+    tokens,
+    counters,
+    counterIndex,
+    key: streamKey(opts.seed, stream),
+    batchSize,
+    blockSize,
+    losses,
+  };
+}
+
 /** One training step: batch → forward → loss → backward → AdamW, all on the device. */
 function recordStep(
   opts: TrainOptions,
@@ -229,27 +331,19 @@ function recordStep(
   counters: Tensor,
   losses: Tensor,
 ): Promise<Plan> {
-  const { gpu, config, seed, model, store } = opts;
-  const { batchSize: B, blockSize: T } = config.train;
+  const { gpu, config, model, store } = opts;
   const rec = new Recorder(gpu);
-  const inputs = createTensor(gpu, [B, T], "u32", "batch.inputs");
-  const targets = createTensor(gpu, [B, T], "u32", "batch.targets");
-  sampleBatch(rec, {
-    tokens,
-    counters,
-    counterIndex: Counter.trainBatch,
-    key: streamKey(seed, "train"),
-    inputs,
-    targets,
-  });
-  const g = new Graph(rec, true);
-  const logits = model.forward(g, g.constant(inputs));
-  crossEntropyLoss(g, logits, g.constant(targets), {
-    losses,
-    counters,
-    counterIndex: Counter.trainBatch,
-  });
-  g.backward();
+  const step = batchStep(opts, rec, tokens, counters, losses, Counter.trainBatch);
+  if (model.recordTrainStep && opts.fused !== false) {
+    model.recordTrainStep({
+      ...step,
+      arenas: store.arenas,
+      lr: config.train.lr,
+      weightDecay: config.train.weightDecay,
+    });
+    return rec.finish();
+  }
+  recordBatchLoss(model, step, true).backward();
   adamw(rec, {
     ...store.arenas,
     counters,
@@ -266,31 +360,33 @@ function recordEval(
   counters: Tensor,
   losses: Tensor,
 ): Promise<Plan> {
-  const { gpu, config, seed, model } = opts;
-  const { batchSize: B, blockSize: T } = config.train;
+  const { gpu, model } = opts;
   const rec = new Recorder(gpu);
-  const inputs = createTensor(gpu, [B, T], "u32", "eval.inputs");
-  const targets = createTensor(gpu, [B, T], "u32", "eval.targets");
-  sampleBatch(rec, {
-    tokens,
-    counters,
-    counterIndex: Counter.evalBatch,
-    key: streamKey(seed, "eval"),
-    inputs,
-    targets,
-  });
-  const g = new Graph(rec, false);
-  const logits = model.forward(g, g.constant(inputs));
-  crossEntropyLoss(g, logits, g.constant(targets), {
-    losses,
-    counters,
-    counterIndex: Counter.evalBatch,
-  });
+  const step = batchStep(opts, rec, tokens, counters, losses, Counter.evalBatch);
+  if (model.recordEvalStep && opts.fused !== false) model.recordEvalStep(step);
+  else recordBatchLoss(model, step, false);
   return rec.finish();
 }
 
+/** The graph path: batch → forward → cross-entropy into the loss history; returns the graph. */
+function recordBatchLoss(model: LanguageModel, step: BatchStep, training: boolean): Graph {
+  const { rec, batchSize: B, blockSize: T, counters, counterIndex } = step;
+  const prefix = training ? "batch" : "eval";
+  const inputs = createTensor(rec.gpu, [B, T], "u32", `${prefix}.inputs`);
+  const targets = createTensor(rec.gpu, [B, T], "u32", `${prefix}.targets`);
+  sampleBatch(rec, { tokens: step.tokens, counters, counterIndex, key: step.key, inputs, targets });
+  const graph = new Graph(rec, training);
+  const logits = model.forward(graph, graph.constant(inputs));
+  crossEntropyLoss(graph, logits, graph.constant(targets), {
+    losses: step.losses,
+    counters,
+    counterIndex,
+  });
+  return graph;
+}
+
 /** Generates `sample.tokens` tokens after a start token 0, entirely on the device. */
-async function generate(opts: TrainOptions): Promise<Uint32Array> {
+async function generate(opts: TrainOptions, submitter: PlanSubmitter): Promise<Uint32Array> {
   const { gpu, config, seed, model } = opts;
   const n = config.sample.tokens;
   const T = config.train.blockSize;
@@ -303,33 +399,57 @@ async function generate(opts: TrainOptions): Promise<Uint32Array> {
   const logits = model.forward(g, g.constant(idx));
   sampleNext(rec, { logits: logits.data, counters, key: streamKey(seed, "sample"), generated });
   const plan = await rec.finish();
-  if (n > 0) plan.submit(n);
+  if (n > 0) submitter.submit([{ plan, times: n }]);
   return await readU32(generated);
 }
 
-/** Double-buffered readback of per-step losses. */
+/**
+ * Readback of per-step losses, one staging buffer per chunk, copied at the end of the chunk's
+ * own command buffer. On Deno's WebGPU (measured on llvmpipe) a submit and a mapAsync call both
+ * block until the work already submitted is done, and a map resolves only at the next poll
+ * (~11 ms later); the loop therefore maps a chunk right after submitting it and awaits the
+ * result only after submitting the next one.
+ */
 class LossReadback {
-  readonly #queue: { from: number; promise: Promise<Float32Array> }[] = [];
+  readonly #queue: { from: number; n: number; staging: GPUBuffer; mapped?: Promise<void> }[] = [];
   constructor(readonly gpu: Gpu, readonly losses: Tensor) {}
 
   get pending(): number {
     return this.#queue.length;
   }
 
-  request(from: number, n: number): void {
-    const promise = readBytes(
-      this.gpu,
-      this.losses.buffer,
-      this.losses.byteOffset + from * 4,
-      n * 4,
-    )
-      .then((b) => new Float32Array(b));
-    this.#queue.push({ from, promise });
+  /** Returns the encoder step that copies steps [from, from + n) of the chunk it ends. */
+  request(from: number, n: number): (encoder: GPUCommandEncoder) => void {
+    const bytes = n * 4;
+    const staging = this.gpu.device.createBuffer({
+      label: "losses.readback",
+      size: Math.max(4, bytes),
+      usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+    });
+    this.#queue.push({ from, n, staging });
+    return (encoder) =>
+      encoder.copyBufferToBuffer(
+        this.losses.buffer,
+        this.losses.byteOffset + from * 4,
+        staging,
+        0,
+        bytes,
+      );
   }
 
+  /** Requests the maps of every chunk submitted so far (blocks until the device is done). */
+  startMaps(): void {
+    for (const entry of this.#queue) entry.mapped ??= entry.staging.mapAsync(GPUMapMode.READ);
+  }
+
+  /** The oldest chunk's losses (maps its staging buffer if not yet requested). */
   async next(): Promise<{ from: number; losses: Float32Array }> {
     const head = this.#queue.shift();
     if (!head) throw new Error("no readback pending");
-    return { from: head.from, losses: await head.promise };
+    await (head.mapped ?? head.staging.mapAsync(GPUMapMode.READ));
+    const losses = new Float32Array(head.staging.getMappedRange().slice(0, head.n * 4));
+    head.staging.unmap();
+    head.staging.destroy();
+    return { from: head.from, losses };
   }
 }

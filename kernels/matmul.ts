@@ -6,8 +6,9 @@
  * batched form, q·kᵀ over [B*heads, T, hs].
  */
 import headerSource from "./matmul.wgsl" with { type: "text" };
+import type { Gpu } from "./device.ts";
 import { requireDisjoint, requireF32 } from "./elementwise.ts";
-import { type Recorder, uniformU32 } from "./program.ts";
+import type { Recorder } from "./program.ts";
 import { LimitError, ShapeError, type Tensor } from "./tensor.ts";
 
 /** Options of `matmul`: operand transposes and accumulation into `out`. */
@@ -207,6 +208,22 @@ export function matmulCode(layout: MatmulLayout): string {
   return L.join("\n");
 }
 
+/**
+ * A small read-only storage buffer of u32 parameters. Not a uniform buffer: lavapipe (Mesa
+ * 22.3) inlines uniform values that steer loops into a shader variant and, once that happens,
+ * rebuilds the variant whenever a dispatch binds a different uniform buffer, about 1.5 ms per
+ * dispatch on llvmpipe. Storage buffers are never inlined.
+ */
+export function storageU32(gpu: Gpu, values: readonly number[], label = "params"): GPUBuffer {
+  const buffer = gpu.device.createBuffer({
+    label,
+    size: Math.max(16, Math.ceil(values.length / 4) * 16),
+    usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST,
+  });
+  gpu.device.queue.writeBuffer(buffer, 0, Uint32Array.from(values));
+  return buffer;
+}
+
 const codeCache = new Map<string, string>();
 
 function cachedCode(key: string, layout: MatmulLayout): string {
@@ -326,7 +343,7 @@ export function matmul(
     vecC: N % 4 === 0,
     raggedK,
   };
-  const params = uniformU32(rec.gpu, [
+  const params = storageU32(rec.gpu, [
     M,
     N,
     K,

@@ -23,4 +23,4 @@ struct MatmulParams {
 // the branch away halves the compile time of the epilogue.
 override ACCUMULATE: bool = false;
 
-@group(0) @binding(3) var<uniform> p: MatmulParams;
+@group(0) @binding(3) var<storage, read> p: MatmulParams;

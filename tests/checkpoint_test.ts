@@ -285,3 +285,26 @@ Deno.test("checkInitCompatible names every missing, unexpected and mismatched pa
     "\n  param token_embedding.weight: checkpoint has [65, 32], model expects [89, 32]",
   );
 });
+
+Deno.test("checkpoint keeps the run's --set overrides for --resume", async () => {
+  await withTempDir(async (dir) => {
+    const path = join(dir, "o.safetensors");
+    const overrides = {
+      "train.steps": 400,
+      "train.lr": 0.01,
+      data: "mobydick",
+      "model.sizes": [4],
+    };
+    await saveCheckpoint(path, { ...sampleCheckpoint(), overrides });
+    const { metadata } = await loadSafetensors(path);
+    assertEquals(JSON.parse(metadata["seedlab.overrides"]), overrides);
+    assertEquals((await loadCheckpoint(path)).overrides, overrides);
+
+    for (const [text, problem] of [["{", "not valid JSON"], ["[1]", "not a JSON object"]]) {
+      const { tensors, metadata } = rawParts();
+      const bad = join(dir, "bad-overrides.safetensors");
+      await saveSafetensors(bad, tensors, { ...metadata, "seedlab.overrides": text });
+      await assertLoadFails(bad, "seedlab.overrides", problem);
+    }
+  });
+});

@@ -1,7 +1,7 @@
 import { deepStrictEqual, equal, match, ok } from "node:assert/strict";
 import { join } from "node:path";
 import type { AdapterSummary } from "../kernels/device.ts";
-import { captureEnv } from "../harness/env.ts";
+import { captureEnv, codeSha256 } from "../harness/env.ts";
 import { EnvInfo } from "../harness/result_schema.ts";
 
 const ADAPTER: AdapterSummary = {
@@ -110,6 +110,39 @@ Deno.test("captureEnv: null commit and dirty flag outside a repository or withou
         deepStrictEqual(notRepo.git, { commit: null, dirty: null });
       }
     }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("codeSha256: the source that computes, by path and bytes; null without any", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    equal(await codeSha256(dir), null);
+    await Deno.mkdir(join(dir, "kernels", "sub"), { recursive: true });
+    await Deno.writeTextFile(join(dir, "kernels", "a.wgsl"), "fn main() {}\n");
+    await Deno.writeTextFile(join(dir, "kernels", "sub", "b.ts"), "export const b = 1;\n");
+    await Deno.writeTextFile(join(dir, "deno.lock"), "{}\n");
+    const first = await codeSha256(dir);
+    match(first ?? "", /^[0-9a-f]{64}$/);
+    equal(await codeSha256(dir), first, "deterministic");
+
+    // Files outside the code folders, or of other kinds, do not count.
+    await Deno.writeTextFile(join(dir, "README.md"), "# notes\n");
+    await Deno.writeTextFile(join(dir, "kernels", "notes.txt"), "scratch\n");
+    equal(await codeSha256(dir), first);
+
+    // A changed byte or a renamed file does.
+    await Deno.writeTextFile(join(dir, "kernels", "sub", "b.ts"), "export const b = 2;\n");
+    const changed = await codeSha256(dir);
+    ok(changed !== first);
+    await Deno.rename(join(dir, "kernels", "sub", "b.ts"), join(dir, "kernels", "sub", "c.ts"));
+    ok((await codeSha256(dir)) !== changed);
+
+    // captureEnv records it for the project.
+    const env = await captureEnv(ADAPTER);
+    equal(env.codeSha256, await codeSha256());
+    match(env.codeSha256 ?? "", /^[0-9a-f]{64}$/);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

@@ -6,12 +6,24 @@ import { groupResults, renderReport, runReport } from "../harness/report.ts";
 import { type CurvePoint, RunResult, type RunStatus } from "../harness/result_schema.ts";
 import { type LoadedResult, loadResults } from "../harness/results_io.ts";
 
-const CHROMIUM = "/usr/bin/chromium";
-const hasChromium = existsSync(CHROMIUM);
+/** Headless Chromium: $CHROMIUM, else the first of the usual names found on PATH. */
+function findChromium(): string | undefined {
+  const explicit = Deno.env.get("CHROMIUM");
+  if (explicit) return existsSync(explicit) ? explicit : undefined;
+  const dirs = (Deno.env.get("PATH") ?? "/usr/bin").split(":").filter((d) => d !== "");
+  for (const name of ["chromium", "chromium-browser", "google-chrome", "google-chrome-stable"]) {
+    for (const dir of dirs) {
+      if (existsSync(join(dir, name))) return join(dir, name);
+    }
+  }
+  return undefined;
+}
+const CHROMIUM = findChromium() ?? "chromium";
+const hasChromium = findChromium() !== undefined;
 if (!hasChromium) {
   console.warn(
-    `report_test: ${CHROMIUM} not found, skipping the screenshot test ` +
-      "(install it with: apt-get install chromium)",
+    "report_test: no chromium found (tried $CHROMIUM, chromium, chromium-browser, google-chrome " +
+      "on PATH): SKIPPING the screenshot test; install it with: apt-get install chromium",
   );
 }
 

@@ -244,3 +244,33 @@ Deno.test("loadResults: files, directories, one level down, globs", async () => 
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("loadResults: one run found in two folders (a merged shard) is counted once", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const r = sampleResult({ seed: 3, runId: runId(SHA, 3) });
+    const other = sampleResult({ seed: 4, runId: runId(SHA, 4) });
+    await writeResult(resultPath(join(dir, "shard-0"), "bigram", r.runId), r);
+    await writeResult(resultPath(join(dir, "merged"), "bigram", r.runId), r);
+    await writeResult(resultPath(join(dir, "merged"), "bigram", other.runId), other);
+    // Same run id but other parameters (another machine's run): a different run, kept.
+    const rerun = { ...r, paramsSha256: "f".repeat(64) };
+    await writeResult(resultPath(join(dir, "elsewhere"), "bigram", r.runId), rerun);
+
+    const loaded = await loadResults([
+      join(dir, "shard-0", "bigram"),
+      join(dir, "merged", "bigram"),
+      join(dir, "elsewhere", "bigram"),
+    ]);
+    deepStrictEqual(
+      loaded.map((x) => x.path.slice(dir.length + 1)),
+      [
+        "shard-0/bigram/01234567-s3.json",
+        "merged/bigram/01234567-s4.json",
+        "elsewhere/bigram/01234567-s3.json",
+      ],
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
