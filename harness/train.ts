@@ -183,6 +183,9 @@ export async function trainLanguageModel(opts: TrainOptions): Promise<TrainOutco
   // A resumed run already has the points up to its step; evaluating again would consume eval
   // batches and shift every later estimate away from the uninterrupted run's.
   if (step === 0) await evaluateAt(0);
+  // The step-0 estimate belongs to setup (setupMs below covers it); counting it in evalMs too
+  // would subtract it from the training time and overstate steps/s.
+  evalMs = 0;
 
   const chunkSteps = opts.chunkSteps ?? DEFAULT_CHUNK;
   const interval = config.eval.interval;
@@ -191,6 +194,7 @@ export async function trainLanguageModel(opts: TrainOptions): Promise<TrainOutco
   // Widened on purpose: checkChunk (a closure) may set it to "diverged".
   let status = "ok" as RunStatus;
   let reason: string | undefined;
+  let divergedAt = 0;
   const loopStart = performance.now();
   const setupMs = loopStart - started;
   let encodeSubmitMs = 0;
@@ -208,7 +212,8 @@ export async function trainLanguageModel(opts: TrainOptions): Promise<TrainOutco
     for (let i = 0; i < losses.length; i++) {
       if (!Number.isFinite(losses[i])) {
         status = "diverged";
-        reason = `training loss became ${losses[i]} at step ${from + i + 1}`;
+        divergedAt = from + i + 1;
+        reason = `training loss became ${losses[i]} at step ${divergedAt}`;
         return false;
       }
     }
@@ -276,7 +281,8 @@ export async function trainLanguageModel(opts: TrainOptions): Promise<TrainOutco
   return {
     status,
     reason,
-    steps: step,
+    // A diverged run reports the step whose loss was not finite, not the end of its chunk.
+    steps: status === "diverged" ? divergedAt : step,
     curve,
     final,
     trainMs,
