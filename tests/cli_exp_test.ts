@@ -10,6 +10,7 @@ import {
   listDir,
   readResults,
   seedlab,
+  seedlabWithEnv,
   spawnSeedlab,
   TINY,
   withTempDir,
@@ -227,5 +228,24 @@ Deno.test("exp --shard i/n: disjoint slices of the seeds that together cover the
     assert.equal(all.length, 10);
     assert.ok(all.every((r) => r.status === "ok"));
     assert.equal(new Set(all.map((r) => r.configSha256)).size, 1, "one config across shards");
+  });
+});
+
+Deno.test("exp: without a WebGPU adapter it names what to install, exit 3, writes nothing", async () => {
+  await withTempDir(async (dir) => {
+    // Deno's WebGPU restricted to Vulkan, with the Vulkan loader pointed at no driver at all.
+    const out = await seedlabWithEnv(
+      { DENO_WEBGPU_BACKEND: "vulkan", VK_ICD_FILENAMES: join(dir, "no-such-icd.json") },
+      "exp",
+      "bigram",
+      "--out",
+      join(dir, "results"),
+      ...TINY,
+    );
+    assertExit(out, 3);
+    assert.match(out.stderr, /No WebGPU adapter found/);
+    assert.match(out.stderr, /mesa-vulkan-drivers/);
+    assert.match(out.stderr, /libegl-mesa0/);
+    assert.deepEqual(await listDir(join(dir, "results")), []);
   });
 });

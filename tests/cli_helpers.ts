@@ -30,11 +30,15 @@ export interface CliOutput {
   stderr: string;
 }
 
-function childCommand(args: string[], stdout: "piped" | "null" = "piped"): Deno.Command {
+function childCommand(
+  args: string[],
+  stdout: "piped" | "null" = "piped",
+  env: Record<string, string> = {},
+): Deno.Command {
   return new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", join(ROOT, "harness", "main.ts"), ...args],
     cwd: ROOT,
-    env: { NO_COLOR: "1" },
+    env: { NO_COLOR: "1", ...env },
     stdin: "null",
     stdout,
     stderr: "piped",
@@ -42,8 +46,16 @@ function childCommand(args: string[], stdout: "piped" | "null" = "piped"): Deno.
 }
 
 /** Runs `seedlab ARGS…` (e.g. `["exp", "bigram", …]`) to completion. */
-export async function seedlab(...args: string[]): Promise<CliOutput> {
-  const out = await childCommand(args).output();
+export function seedlab(...args: string[]): Promise<CliOutput> {
+  return seedlabWithEnv({}, ...args);
+}
+
+/** Runs `seedlab ARGS…` with extra environment variables. */
+export async function seedlabWithEnv(
+  env: Record<string, string>,
+  ...args: string[]
+): Promise<CliOutput> {
+  const out = await childCommand(args, "piped", env).output();
   const decode = (b: Uint8Array) => new TextDecoder().decode(b);
   return { code: out.code, stdout: decode(out.stdout), stderr: decode(out.stderr) };
 }
