@@ -205,17 +205,19 @@ function describe(parts: Map<string, string[]>, show: (k: string) => string): st
   );
 }
 
+/** What runs must share to be pooled or compared: [what, key of a run, how to show a key]. */
+const POOLING_CHECKS: [string, (r: RunResult) => string, (k: string) => string][] = [
+  ["experiments", (r) => r.experiment, (k) => k],
+  ["data", dataKey, shortData],
+];
+
 function checkGroup(
   label: string,
   runs: readonly LoadedResult[],
   force: boolean,
   notes: string[],
 ): void {
-  const checks: [string, (r: RunResult) => string, (k: string) => string][] = [
-    ["experiments", (r) => r.experiment, (k) => k],
-    ["data", dataKey, shortData],
-  ];
-  for (const [what, key, show] of checks) {
+  for (const [what, key, show] of POOLING_CHECKS) {
     const parts = partition(runs, key);
     if (parts.size <= 1) continue;
     const message = `group ${label} pools runs of different ${what}: ${describe(parts, show)}`;
@@ -234,11 +236,7 @@ function checkAcross(
   force: boolean,
   notes: string[],
 ): void {
-  const checks: [string, (r: RunResult) => string, (k: string) => string][] = [
-    ["experiments", (r) => r.experiment, (k) => k],
-    ["data", dataKey, shortData],
-  ];
-  for (const [what, key, show] of checks) {
+  for (const [what, key, show] of POOLING_CHECKS) {
     const ka = new Set(a.map((x) => key(x.result)));
     const kb = new Set(b.map((x) => key(x.result)));
     const same = ka.size === kb.size && [...ka].every((k) => kb.has(k));

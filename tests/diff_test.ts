@@ -4,6 +4,7 @@ import { diffGroups, type DiffReport, formatDiff, runDiff } from "../harness/dif
 import { ExitCode, UsageError } from "../harness/errors.ts";
 import { type CurvePoint, RunResult, type RunStatus } from "../harness/result_schema.ts";
 import { loadResults } from "../harness/results_io.ts";
+import { SYNTHETIC_ENV } from "./fixtures.ts";
 
 const SHA_A = "a".repeat(64);
 const SHA_B = "b".repeat(64);
@@ -45,22 +46,7 @@ function fakeResult(f: Fake): RunResult {
       trainTokens: 900,
       valTokens: 100,
     },
-    env: {
-      deno: "2.9.6",
-      v8: "15",
-      typescript: "6",
-      os: "linux",
-      arch: "x86_64",
-      adapter: {
-        vendor: "mesa",
-        architecture: "",
-        device: "",
-        description: "llvmpipe",
-        backend: "vulkan",
-        isFallbackAdapter: false,
-      },
-      git: { commit: null, dirty: null },
-    },
+    env: SYNTHETIC_ENV,
     startedAt: "2025-01-01T00:00:00.000Z",
     finishedAt: "2025-01-01T00:00:10.000Z",
     steps: 200,

@@ -5,6 +5,7 @@ import { inflateSync } from "node:zlib";
 import { groupResults, renderReport, runReport } from "../harness/report.ts";
 import { type CurvePoint, RunResult, type RunStatus } from "../harness/result_schema.ts";
 import { type LoadedResult, loadResults } from "../harness/results_io.ts";
+import { SYNTHETIC_ENV } from "./fixtures.ts";
 
 /** Headless Chromium: $CHROMIUM, else the first of the usual names found on PATH. */
 function findChromium(): string | undefined {
@@ -64,22 +65,7 @@ function fakeResult(opts: {
     configSha256: opts.configSha256,
     overrides: opts.overrides ?? {},
     data: null,
-    env: {
-      deno: "2.9.6",
-      v8: "15",
-      typescript: "6",
-      os: "linux",
-      arch: "x86_64",
-      adapter: {
-        vendor: "mesa",
-        architecture: "",
-        device: "",
-        description: "llvmpipe",
-        backend: "vulkan",
-        isFallbackAdapter: false,
-      },
-      git: { commit: null, dirty: null },
-    },
+    env: SYNTHETIC_ENV,
     startedAt: "2025-01-01T00:00:00.000Z",
     finishedAt: "2025-01-01T00:00:02.000Z",
     steps: 400,
