@@ -4,7 +4,7 @@ import { dropout, dropoutBackward, dropoutReference } from "../kernels/dropout.t
 import { streamKey } from "../kernels/philox.ts";
 import { Recorder, runOnce } from "../kernels/program.ts";
 import { createTensor, readF32, ShapeError, writeTensor } from "../kernels/tensor.ts";
-import { randomF32, relError } from "./support.ts";
+import { finiteDifferences, randomF32, relError } from "./support.ts";
 
 const key = streamKey(1337, "dropout");
 
@@ -91,15 +91,7 @@ Deno.test("dropoutBackward matches finite differences through the fixed mask", a
     for (let i = 0; i < n; i++) s += proj[i] * v[i] * refMask[i];
     return s;
   };
-  const h = 1e-6, fd = new Float64Array(n), xs = Float64Array.from(hx);
-  for (let i = 0; i < n; i++) {
-    const keep = xs[i];
-    xs[i] = keep + h;
-    const up = loss(xs);
-    xs[i] = keep - h;
-    fd[i] = (up - loss(xs)) / (2 * h);
-    xs[i] = keep;
-  }
+  const fd = finiteDifferences(Float64Array.from(hx), loss);
   const got = await readF32(dX);
   ok(relError(got, fd) < 1e-4, `dropoutBackward vs finite differences: ${relError(got, fd)}`);
   const acc = Float64Array.from(fd, (v, i) => v + init[i]);

@@ -12,7 +12,7 @@ import {
 } from "../kernels/elementwise.ts";
 import { Recorder, runOnce } from "../kernels/program.ts";
 import { createTensor, readF32, ShapeError, tensorView } from "../kernels/tensor.ts";
-import { randomF32, relError } from "./support.ts";
+import { finiteDifferences, randomF32, relError } from "./support.ts";
 
 // Sizes with and without a multiple of four (vec4 and scalar kernels) and a bias broadcast.
 const cases: { a: number[]; b: number[] }[] = [
@@ -99,15 +99,7 @@ Deno.test("reluBackward matches finite differences, overwriting and accumulating
       const y = elementwiseReference("relu", v);
       return y.reduce((s, yi, i) => s + proj[i] * yi, 0);
     };
-    const h = 1e-6, fd = new Float64Array(n), xs = Float64Array.from(hx);
-    for (let i = 0; i < n; i++) {
-      const keep = xs[i];
-      xs[i] = keep + h;
-      const up = loss(xs);
-      xs[i] = keep - h;
-      fd[i] = (up - loss(xs)) / (2 * h);
-      xs[i] = keep;
-    }
+    const fd = finiteDifferences(Float64Array.from(hx), loss);
     const got = await readF32(dX);
     ok(
       relError(got, fd) < 1e-4,
