@@ -9,6 +9,7 @@ import headerSource from "./matmul.wgsl" with { type: "text" };
 import type { Gpu } from "./device.ts";
 import { requireDisjoint, requireF32 } from "./elementwise.ts";
 import type { Recorder } from "./program.ts";
+import { matmulTexture, textureMatmulObstacle } from "./matmul_texture.ts";
 import { LimitError, ShapeError, type Tensor } from "./tensor.ts";
 
 /** Options of `matmul`: operand transposes and accumulation into `out`. */
@@ -303,6 +304,18 @@ export function chooseMatmulTile(dims: MatmulDims): MatmulTile {
   return { tm, tn, wgx, wgy: 32 / wgx };
 }
 
+/** Which kernel family computes a matmul: storage-buffer reads, or operands packed to textures. */
+export type MatmulKernel = "buffer" | "texture";
+
+/** Register tile and workgroup of the texture-input kernel. */
+export const TEXTURE_TILE: MatmulTile = { tm: 16, tn: 16, wgx: 8, wgy: 2 };
+
+/** The kernel for a shape (measured on llvmpipe; see bench/kernels_bench.ts). */
+export function chooseMatmulKernel(dims: MatmulDims): MatmulKernel {
+  const { batch, M, N, K } = dims;
+  return batch * M * N * K >= 1 << 24 ? "texture" : "buffer";
+}
+
 /**
  * Records out = a·b (or out += a·b): a [M,K]|[Bt,M,K] (transA: [K,M]|[Bt,K,M]),
  * b [K,N]|[Bt,K,N] (transB: [N,K]|[Bt,N,K]); an unbatched operand is shared by every batch.
@@ -315,6 +328,8 @@ export function matmul(
   opts: MatmulOptions & {
     /** Overrides the automatic tile choice (tests and benchmarks). */
     tile?: MatmulTile;
+    /** Overrides the automatic kernel choice (tests and benchmarks). */
+    kernel?: MatmulKernel;
   } = {},
 ): void {
   const dims = matmulDims(a, b, out, opts);
@@ -331,6 +346,24 @@ export function matmul(
     );
   }
   const transA = opts.transA ?? false, transB = opts.transB ?? false;
+  const kernel = opts.kernel ?? chooseMatmulKernel(dims);
+  if (kernel === "texture") {
+    const tile = opts.tile ?? TEXTURE_TILE;
+    const obstacle = K === 0 ? "K = 0" : textureMatmulObstacle(rec.gpu, dims, tile);
+    if (obstacle === undefined) {
+      matmulTexture(rec, a, b, out, dims, {
+        transA,
+        transB,
+        accumulate: opts.accumulate ?? false,
+      }, tile);
+      return;
+    }
+    if (opts.kernel === "texture") {
+      throw new LimitError(
+        `matmul: texture kernel forced for a ${a.describe()}, b ${b.describe()}: ${obstacle}`,
+      );
+    }
+  }
   const tile = opts.tile ?? chooseMatmulTile(dims);
   const raggedK = K % 4 !== 0;
   const layout: MatmulLayout = {

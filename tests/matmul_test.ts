@@ -1,6 +1,13 @@
 import { ok, throws } from "node:assert/strict";
 import { getGpu } from "../kernels/device.ts";
-import { matmul, type MatmulOptions, matmulReference, type MatmulTile } from "../kernels/matmul.ts";
+import {
+  chooseMatmulKernel,
+  matmul,
+  type MatmulKernel,
+  type MatmulOptions,
+  matmulReference,
+  type MatmulTile,
+} from "../kernels/matmul.ts";
 import { philoxWords, unitFloat } from "../kernels/philox.ts";
 import { Recorder, runOnce } from "../kernels/program.ts";
 import {
@@ -32,6 +39,7 @@ interface Case {
   b: number[];
   opts?: MatmulOptions;
   tile?: MatmulTile;
+  kernel?: MatmulKernel;
 }
 
 /** Logical output shape of a case (the reference knows it too, but the test must allocate). */
@@ -57,7 +65,9 @@ async function check(cases: Case[], tol = 1e-5): Promise<void> {
     return { c, a, b, out, want };
   });
   await runOnce(gpu, (rec) => {
-    for (const p of prepared) matmul(rec, p.a, p.b, p.out, { ...p.c.opts, tile: p.c.tile });
+    for (const p of prepared) {
+      matmul(rec, p.a, p.b, p.out, { ...p.c.opts, tile: p.c.tile, kernel: p.c.kernel });
+    }
   });
   for (const p of prepared) {
     const err = relErr(await readF32(p.out), p.want);
@@ -137,6 +147,72 @@ Deno.test("every register tile is correct on aligned and ragged shapes", async (
     tile: { tm: 8, tn: 16, wgx: 2, wgy: 16 },
   });
   await check(cases);
+});
+
+Deno.test("texture-input matmul matches the reference under every flag, batch and edge", async () => {
+  const texture = (c: Case): Case => ({ ...c, kernel: "texture" });
+  const cases: Case[] = [];
+  // Shapes that are not tile multiples (16×16 tiles, vec4 along K and N), one row or column,
+  // and a K that is not a multiple of four: the packing pads with zeros, so these check it.
+  const awkward: [number, number, number][] = [
+    [7, 13, 5],
+    [65, 65, 65],
+    [1, 33, 70],
+    [70, 33, 1],
+    [1, 1, 1],
+    [33, 64, 48],
+  ];
+  for (const opts of flagSets) {
+    for (const [M, K, N] of awkward) cases.push(texture(operands(M, K, N, opts)));
+    cases.push(texture(operands(9, 12, 8, opts, 3)));
+    const shared = operands(10, 7, 12, opts, 4);
+    cases.push(texture({ ...shared, b: shared.b.slice(1) }));
+    const sharedA = operands(6, 5, 9, opts, 3);
+    cases.push(texture({ ...sharedA, a: sharedA.a.slice(1) }));
+    cases.push(texture(operands(33, 17, 20, { ...opts, accumulate: true })));
+    cases.push(texture(operands(17, 9, 16, { ...opts, accumulate: true }, 2)));
+  }
+  await check(cases);
+});
+
+Deno.test("the automatic choice takes the texture kernel for large shapes, and is correct", async () => {
+  const dims = (M: number, K: number, N: number, batch = 1) => ({
+    batch,
+    M,
+    N,
+    K,
+    aBatched: batch > 1,
+    bBatched: false,
+  });
+  ok(chooseMatmulKernel(dims(512, 512, 512)) === "texture");
+  ok(chooseMatmulKernel(dims(256, 32, 32)) === "buffer");
+  ok(chooseMatmulKernel(dims(256, 65, 65)) === "buffer");
+  // Two layouts through the automatic path at a size where it picks textures, plus a shape
+  // whose packed operand would exceed maxTextureDimension2D (ceil(K/4) texels wide): it must
+  // fall back to the buffer kernel rather than fail.
+  await check([
+    operands(200, 190, 210, {}),
+    operands(130, 257, 300, { transA: true, transB: true }),
+    operands(3, 40000, 150, { transB: true }),
+  ]);
+});
+
+Deno.test("a forced texture kernel on a shape past the texture limits is a LimitError", async () => {
+  const gpu = await getGpu();
+  const K = 4 * gpu.limits.maxTextureDimension2D + 4;
+  const rec = new Recorder(gpu);
+  throws(
+    () =>
+      matmul(
+        rec,
+        createTensor(gpu, [1, K], "f32", "a"),
+        createTensor(gpu, [K, 1], "f32", "b"),
+        createTensor(gpu, [1, 1], "f32", "out"),
+        { kernel: "texture" },
+      ),
+    (e: unknown) => e instanceof LimitError && /maxTextureDimension2D/.test(e.message),
+  );
+  await rec.finish();
 });
 
 Deno.test("matmul reads and writes tensor views inside larger buffers", async () => {

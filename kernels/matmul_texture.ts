@@ -1,0 +1,291 @@
+/**
+ * The texture-input matmul: both operands are first packed (transposed where the flags say so,
+ * zero-padded to whole register tiles) into rgba32float array textures by one small dispatch
+ * each, then a register-blocked kernel reads them with textureLoad. On llvmpipe a texel fetch
+ * brings four floats per lane in one go, which beats vec4 storage-buffer gathers by about half
+ * again at a few hundred per side; the packing costs O(M·K + K·N) against the product's
+ * O(M·N·K), so the dispatcher in matmul.ts takes this path for large shapes only. The packing
+ * dispatches are part of the op: every figure in bench/ includes them.
+ */
+import headerSource from "./matmul_texture.wgsl" with { type: "text" };
+import packSource from "./matmul_pack.wgsl" with { type: "text" };
+import type { Gpu } from "./device.ts";
+import type { MatmulDims, MatmulTile } from "./matmul.ts";
+import { pipelineFor, type Recorder } from "./program.ts";
+import { LimitError, type Tensor } from "./tensor.ts";
+
+const XYZW = ["x", "y", "z", "w"];
+
+/** Everything that decides the generated WGSL of the texture-input kernel. */
+export interface TextureMatmulLayout extends MatmulTile {
+  /** out is written as vec4 along N (N % 4 == 0). */
+  vecC: boolean;
+}
+
+/** WGSL for one texture-input layout: the shared header plus an unrolled TM×TN tile body. */
+export function textureMatmulCode(layout: TextureMatmulLayout): string {
+  const { tm, tn, wgx, wgy, vecC } = layout;
+  if (tn % 4 !== 0) throw new RangeError(`texture matmul tile: tn=${tn} must be a multiple of 4`);
+  const groups = tn / 4;
+  const L: string[] = [headerSource];
+  L.push(
+    `@group(0) @binding(2) var<storage, read_write> c: ${
+      vecC ? "array<vec4<f32>>" : "array<f32>"
+    };`,
+  );
+  L.push(`@compute @workgroup_size(${wgx}, ${wgy})`);
+  L.push(`fn main(@builtin(global_invocation_id) gid: vec3<u32>) {`);
+  L.push(`  let M = p.M;`);
+  L.push(`  let N = p.N;`);
+  L.push(`  let n0 = gid.x * ${tn}u;`);
+  L.push(`  let m0 = gid.y * ${tm}u;`);
+  L.push(`  if (n0 >= N || m0 >= M) { return; }`);
+  L.push(`  let la = gid.z * p.a_batched;`);
+  L.push(`  let lb = gid.z * p.b_batched;`);
+  L.push(`  let c_off = gid.z * M * N;`);
+  // The textures are padded to whole tiles, so every coordinate below is in range.
+  for (let i = 0; i < tm; i++) L.push(`  let ay${i} = m0 + ${i}u;`);
+  for (let g = 0; g < groups; g++) L.push(`  let bx${g} = n0 / 4u + ${g}u;`);
+  for (let i = 0; i < tm; i++) {
+    for (let g = 0; g < groups; g++) L.push(`  var c${i}_${g} = vec4<f32>(0.0);`);
+  }
+  // Four k per iteration: ceil(K/4) iterations count against llvmpipe's loop budget.
+  L.push(`  for (var kc = 0u; kc < p.K4; kc = kc + 1u) {`);
+  L.push(`    let k = kc * 4u;`);
+  for (let i = 0; i < tm; i++) {
+    L.push(`    let a${i} = textureLoad(ta, vec2<u32>(kc, ay${i}), la, 0);`);
+  }
+  for (let kk = 0; kk < 4; kk++) {
+    for (let g = 0; g < groups; g++) {
+      L.push(`    let b${kk}_${g} = textureLoad(tb, vec2<u32>(bx${g}, k + ${kk}u), lb, 0);`);
+    }
+  }
+  // Same order of fused multiply-adds as the storage-buffer kernel: k ascending, one chain
+  // per output, so the two paths agree bit for bit.
+  for (let i = 0; i < tm; i++) {
+    for (let g = 0; g < groups; g++) {
+      const sum = [0, 1, 2, 3].reduce(
+        (acc, kk) => `fma(vec4<f32>(a${i}.${XYZW[kk]}), b${kk}_${g}, ${acc})`,
+        `c${i}_${g}`,
+      );
+      L.push(`    c${i}_${g} = ${sum};`);
+    }
+  }
+  L.push(`  }`);
+  for (let i = 0; i < tm; i++) {
+    L.push(`  if (m0 + ${i}u < M) {`);
+    L.push(`    let row = c_off + (m0 + ${i}u) * N + n0;`);
+    for (let g = 0; g < groups; g++) {
+      if (vecC) {
+        L.push(`    if (n0 + ${4 * g}u < N) {`);
+        L.push(`      let o = row / 4u + ${g}u;`);
+        L.push(`      if (ACCUMULATE) { c[o] = c[o] + c${i}_${g}; } else { c[o] = c${i}_${g}; }`);
+        L.push(`    }`);
+      } else {
+        for (let cc = 0; cc < 4; cc++) {
+          const j = 4 * g + cc, v = `c${i}_${g}.${XYZW[cc]}`;
+          L.push(`    if (n0 + ${j}u < N) {`);
+          L.push(`      let o = row + ${j}u;`);
+          L.push(`      if (ACCUMULATE) { c[o] = c[o] + ${v}; } else { c[o] = ${v}; }`);
+          L.push(`    }`);
+        }
+      }
+    }
+    L.push(`  }`);
+  }
+  L.push(`}`);
+  return L.join("\n");
+}
+
+/** Width, height and layers of the two packed operand textures for a shape and tile. */
+export function packedSizes(dims: MatmulDims, tile: MatmulTile): {
+  a: [number, number, number];
+  b: [number, number, number];
+} {
+  const { batch, M, N, K, aBatched, bBatched } = dims;
+  const k4 = Math.ceil(K / 4);
+  return {
+    a: [k4, Math.ceil(M / tile.tm) * tile.tm, aBatched ? batch : 1],
+    b: [Math.ceil(N / tile.tn) * (tile.tn / 4), 4 * k4, bBatched ? batch : 1],
+  };
+}
+
+/**
+ * Why the texture path cannot take a shape on this device (a texture dimension or layer count
+ * over the device's limits), or undefined when it can.
+ */
+export function textureMatmulObstacle(
+  gpu: Gpu,
+  dims: MatmulDims,
+  tile: MatmulTile,
+): string | undefined {
+  const { a, b } = packedSizes(dims, tile);
+  const maxSide = gpu.limits.maxTextureDimension2D;
+  const maxLayers = gpu.limits.maxTextureArrayLayers;
+  for (const [name, [w, h, layers]] of [["a", a], ["b", b]] as const) {
+    if (w > maxSide || h > maxSide) {
+      return `packed ${name} is ${w}×${h} texels, above maxTextureDimension2D ${maxSide}`;
+    }
+    if (layers > maxLayers) {
+      return `packed ${name} has ${layers} layers, above maxTextureArrayLayers ${maxLayers}`;
+    }
+  }
+  return undefined;
+}
+
+/**
+ * Packed textures are scratch: every matmul packs its operands right before reading them, and
+ * dispatches in a pass (and submissions on the queue) run in order, so every matmul of one
+ * texture size can share one texture per operand role instead of allocating its own.
+ */
+const texturePool = new WeakMap<GPUDevice, Map<string, GPUTexture>>();
+
+function scratchTexture(gpu: Gpu, role: "a" | "b", [w, h, layers]: number[]): GPUTexture {
+  let pool = texturePool.get(gpu.device);
+  if (!pool) texturePool.set(gpu.device, pool = new Map());
+  const key = `${role}:${w}x${h}x${layers}`;
+  let texture = pool.get(key);
+  if (!texture) {
+    texture = gpu.device.createTexture({
+      label: `matmul.packed_${role}`,
+      size: [w, h, layers],
+      format: "rgba32float",
+      usage: GPUTextureUsage.STORAGE_BINDING | GPUTextureUsage.TEXTURE_BINDING,
+    });
+    pool.set(key, texture);
+  }
+  return texture;
+}
+
+/** A read-only storage buffer of u32 parameters (see storageU32 in matmul.ts for why not uniform). */
+function paramsBuffer(gpu: Gpu, values: readonly number[], label: string): GPUBuffer {
+  const buffer = gpu.device.createBuffer({
+    label,
+    size: Math.max(16, Math.ceil(values.length / 4) * 16),
+    usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST,
+  });
+  gpu.device.queue.writeBuffer(buffer, 0, Uint32Array.from(values));
+  return buffer;
+}
+
+function tensorResource(t: Tensor): GPUBufferBinding {
+  return { buffer: t.buffer, offset: t.byteOffset, size: Math.max(4, t.byteLength) };
+}
+
+/**
+ * Appends a dispatch whose bind group holds textures. Recorder.dispatch binds buffers only, so
+ * the texture path builds its own bind group and adds the dispatch to the same ordered list
+ * (inside the recorder's validation scope, so a mistake still fails finish()).
+ */
+function pushDispatch(
+  rec: Recorder,
+  name: string,
+  pipeline: GPUComputePipeline,
+  entries: GPUBindGroupEntry[],
+  workgroups: [number, number, number],
+): void {
+  const max = rec.gpu.limits.maxComputeWorkgroupsPerDimension;
+  for (const n of workgroups) {
+    if (n > max) {
+      throw new LimitError(
+        `${name}: ${n} workgroups in one dimension exceeds the device's ` +
+          `maxComputeWorkgroupsPerDimension of ${max}`,
+      );
+    }
+  }
+  const bindGroup = rec.gpu.device.createBindGroup({
+    label: name,
+    layout: pipeline.getBindGroupLayout(0),
+    entries,
+  });
+  rec.dispatches.push({ kernel: name, pipeline, bindGroup, workgroups });
+}
+
+function pack(
+  rec: Recorder,
+  src: Tensor,
+  transposed: boolean,
+  rows: number,
+  cols: number,
+  batchStride: number,
+  texture: GPUTexture,
+): void {
+  const gpu = rec.gpu;
+  const pipeline = pipelineFor(gpu, {
+    name: "matmul_pack",
+    code: packSource,
+    constants: { TRANS: transposed ? 1 : 0 },
+  });
+  const params = paramsBuffer(gpu, [rows, cols, batchStride], "matmul_pack.params");
+  pushDispatch(
+    rec,
+    "matmul_pack",
+    pipeline,
+    [
+      { binding: 0, resource: tensorResource(src) },
+      { binding: 1, resource: texture.createView({ dimension: "2d-array" }) },
+      { binding: 2, resource: { buffer: params } },
+    ],
+    [
+      Math.ceil(texture.width / 8),
+      Math.ceil(texture.height / 8),
+      texture.depthOrArrayLayers,
+    ],
+  );
+}
+
+const codeCache = new Map<string, string>();
+
+/**
+ * Records the texture-input matmul: pack a, pack b, then the product. Shapes are validated by
+ * the caller (matmul in matmul.ts), which also checks textureMatmulObstacle first.
+ */
+export function matmulTexture(
+  rec: Recorder,
+  a: Tensor,
+  b: Tensor,
+  out: Tensor,
+  dims: MatmulDims,
+  opts: { transA: boolean; transB: boolean; accumulate: boolean },
+  tile: MatmulTile,
+): void {
+  const gpu = rec.gpu;
+  const { batch, M, N, K } = dims;
+  const sizes = packedSizes(dims, tile);
+  const ta = scratchTexture(gpu, "a", sizes.a);
+  const tb = scratchTexture(gpu, "b", sizes.b);
+  pack(rec, a, opts.transA, M, K, dims.aBatched ? M * K : 0, ta);
+  pack(rec, b, opts.transB, K, N, dims.bBatched ? K * N : 0, tb);
+  const layout: TextureMatmulLayout = { ...tile, vecC: N % 4 === 0 };
+  const key = `${tile.tm}x${tile.tn}_${tile.wgx}x${tile.wgy}_${layout.vecC ? "v" : "s"}`;
+  let code = codeCache.get(key);
+  if (code === undefined) codeCache.set(key, code = textureMatmulCode(layout));
+  const pipeline = pipelineFor(gpu, {
+    name: `matmul_tex_${key}`,
+    code,
+    constants: { ACCUMULATE: opts.accumulate ? 1 : 0 },
+  });
+  const params = paramsBuffer(gpu, [
+    M,
+    N,
+    Math.ceil(K / 4),
+    dims.aBatched ? 1 : 0,
+    dims.bBatched ? 1 : 0,
+  ], "matmul_tex.params");
+  pushDispatch(
+    rec,
+    `matmul_tex_${key}`,
+    pipeline,
+    [
+      { binding: 0, resource: ta.createView({ dimension: "2d-array" }) },
+      { binding: 1, resource: tb.createView({ dimension: "2d-array" }) },
+      { binding: 2, resource: tensorResource(out) },
+      { binding: 3, resource: { buffer: params } },
+    ],
+    [
+      Math.ceil(Math.ceil(N / tile.tn) / tile.wgx),
+      Math.ceil(Math.ceil(M / tile.tm) / tile.wgy),
+      batch,
+    ],
+  );
+}
