@@ -29,10 +29,18 @@ function contribute(g: Graph, target: { tensor: Tensor; accumulate: boolean }, s
 
 /** y = x·Wᵀ + b for x [..., in], W [out, in], b [out] (PyTorch's Linear layout). */
 export function linear(g: Graph, x: Var, weight: Var, bias?: Var): Var {
+  if (weight.shape.length !== 2) {
+    throw new ShapeError(`linear: weight ${weight.data.describe()} must be [out, in]`);
+  }
   const [outF, inF] = weight.shape;
   if (x.shape[x.shape.length - 1] !== inF) {
     throw new ShapeError(
       `linear: input ${x.data.describe()} does not end in ${inF} (weight ${weight.data.describe()})`,
+    );
+  }
+  if (bias && (bias.shape.length !== 1 || bias.shape[0] !== outF)) {
+    throw new ShapeError(
+      `linear: bias ${bias.data.describe()} must be [${outF}] for weight ${weight.data.describe()}`,
     );
   }
   const outShape = [...x.shape.slice(0, -1), outF];
@@ -68,6 +76,28 @@ export function linear(g: Graph, x: Var, weight: Var, bias?: Var): Var {
   });
 }
 
+/**
+ * The gradient of a matmul operand. When the other operand is batched and this one is shared
+ * by every batch, the per-batch products go to a scratch [batch, ...] and a column sum adds
+ * them up in batch order (deterministic), since one batched dispatch cannot reduce over batch.
+ */
+function operandGrad(
+  g: Graph,
+  operand: Var,
+  batch: number | undefined,
+  product: (out: Tensor, accumulate: boolean) => void,
+): void {
+  const t = g.gradTarget(operand);
+  if (batch === undefined || operand.shape.length === 3) {
+    product(t.tensor, t.accumulate);
+    return;
+  }
+  const size = operand.data.size;
+  const perBatch = g.alloc([batch, ...operand.shape], "matmul.grad.batched");
+  product(perBatch, false);
+  colSum(g.rec, reshape(perBatch, [batch, size]), reshape(t.tensor, [size]), t.accumulate);
+}
+
 /** Batched C = op(A)·op(B) with optional transposes, e.g. q·kᵀ for attention scores. */
 export function matmul(
   g: Graph,
@@ -77,40 +107,55 @@ export function matmul(
 ): Var {
   const transA = opts.transA ?? false, transB = opts.transB ?? false;
   const ra = a.shape.length, rb = b.shape.length;
+  const what = () =>
+    `matmul(transA=${transA}, transB=${transB}): a ${a.data.describe()}, b ${b.data.describe()}`;
+  if (ra < 2 || ra > 3 || rb < 2 || rb > 3) {
+    throw new ShapeError(`${what()}: operands must be 2-D or 3-D`);
+  }
   const M = transA ? a.shape[ra - 1] : a.shape[ra - 2];
+  const Ka = transA ? a.shape[ra - 2] : a.shape[ra - 1];
+  const Kb = transB ? b.shape[rb - 1] : b.shape[rb - 2];
   const N = transB ? b.shape[rb - 2] : b.shape[rb - 1];
-  const c = g.alloc([...a.shape.slice(0, -2), M, N], "matmul");
+  if (Ka !== Kb) throw new ShapeError(`${what()}: inner dimensions ${Ka} and ${Kb} differ`);
+  if (ra === 3 && rb === 3 && a.shape[0] !== b.shape[0]) {
+    throw new ShapeError(`${what()}: batch sizes ${a.shape[0]} and ${b.shape[0]} differ`);
+  }
+  // An unbatched operand is shared by every batch of the other one.
+  const batch = ra === 3 ? a.shape[0] : rb === 3 ? b.shape[0] : undefined;
+  const c = g.alloc(batch === undefined ? [M, N] : [batch, M, N], "matmul");
   matmulKernel(g.rec, a.data, b.data, c, { transA, transB });
   return g.output(c, [a, b], (o) => {
     const dC = g.gradOf(o);
     if (!dC) return;
     if (a.requiresGrad) {
-      const t = g.gradTarget(a);
-      const acc = t.accumulate;
-      if (!transA && !transB) {
-        matmulKernel(g.rec, dC, b.data, t.tensor, { transB: true, accumulate: acc });
-      } else if (!transA && transB) matmulKernel(g.rec, dC, b.data, t.tensor, { accumulate: acc });
-      else if (transA && !transB) {
-        matmulKernel(g.rec, b.data, dC, t.tensor, { transB: true, accumulate: acc });
-      } else {matmulKernel(g.rec, b.data, dC, t.tensor, {
-          transA: true,
-          transB: true,
-          accumulate: acc,
-        });}
+      operandGrad(g, a, batch, (out, accumulate) => {
+        if (!transA && !transB) {
+          // dA [M,K] = dC·B
+          matmulKernel(g.rec, dC, b.data, out, { transB: true, accumulate });
+        } else if (!transA && transB) {
+          matmulKernel(g.rec, dC, b.data, out, { accumulate });
+        } else if (transA && !transB) {
+          // dA [K,M] = B·dCᵀ
+          matmulKernel(g.rec, b.data, dC, out, { transB: true, accumulate });
+        } else {
+          matmulKernel(g.rec, b.data, dC, out, { transA: true, transB: true, accumulate });
+        }
+      });
     }
     if (b.requiresGrad) {
-      const t = g.gradTarget(b);
-      const acc = t.accumulate;
-      if (!transA && !transB) {
-        matmulKernel(g.rec, a.data, dC, t.tensor, { transA: true, accumulate: acc });
-      } else if (!transA && transB) {
-        matmulKernel(g.rec, dC, a.data, t.tensor, { transA: true, accumulate: acc });
-      } else if (transA && !transB) matmulKernel(g.rec, a.data, dC, t.tensor, { accumulate: acc });
-      else {matmulKernel(g.rec, dC, a.data, t.tensor, {
-          transA: true,
-          transB: true,
-          accumulate: acc,
-        });}
+      operandGrad(g, b, batch, (out, accumulate) => {
+        if (!transA && !transB) {
+          // dB [K,N] = Aᵀ·dC
+          matmulKernel(g.rec, a.data, dC, out, { transA: true, accumulate });
+        } else if (!transA && transB) {
+          // dB [N,K] = dCᵀ·A
+          matmulKernel(g.rec, dC, a.data, out, { transA: true, accumulate });
+        } else if (transA && !transB) {
+          matmulKernel(g.rec, a.data, dC, out, { accumulate });
+        } else {
+          matmulKernel(g.rec, dC, a.data, out, { transA: true, transB: true, accumulate });
+        }
+      });
     }
   });
 }
@@ -137,7 +182,9 @@ export function add(g: Graph, a: Var, b: Var): Var {
     if (a.requiresGrad) contribute(g, g.gradTarget(a), dOut);
     if (b.requiresGrad) {
       const t = g.gradTarget(b);
-      if (b.data.size === a.data.size) contribute(g, t, dOut);
+      // Equal sizes with different shapes (positions [T, C] onto a batch of one [1, T, C]):
+      // the gradient is dOut seen in b's shape.
+      if (b.data.size === a.data.size) contribute(g, t, reshape(dOut, b.shape));
       else {colSum(
           g.rec,
           reshape(dOut, [a.data.size / b.data.size, b.data.size]),
@@ -171,12 +218,9 @@ export function layerNorm(g: Graph, x: Var, gamma: Var, beta: Var): Var {
   return g.output(y, [x, gamma, beta], (o) => {
     const dY = g.gradOf(o);
     if (!dY) return;
+    // Every gradient is written (the kernel computes all three together); one that already
+    // holds a contribution (a residual branch, a shared gamma) is added to.
     const dX = g.gradTarget(x), dG = g.gradTarget(gamma), dB = g.gradTarget(beta);
-    if (dX.accumulate || dG.accumulate || dB.accumulate) {
-      throw new Error(
-        "layerNorm backward: accumulation into an existing gradient is not supported",
-      );
-    }
     layerNormBackward(
       g.rec,
       x2,
@@ -187,6 +231,7 @@ export function layerNorm(g: Graph, x: Var, gamma: Var, beta: Var): Var {
       flat2d(dX.tensor),
       dG.tensor,
       dB.tensor,
+      { accumulateX: dX.accumulate, accumulateGamma: dG.accumulate, accumulateBeta: dB.accumulate },
     );
   });
 }

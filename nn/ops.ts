@@ -32,11 +32,15 @@ export interface LossSink {
  * training, the fused kernel also writes d(loss)/d(logits), which seeds the backward pass.
  */
 export function crossEntropyLoss(g: Graph, logits: Var, targets: Var, sink: LossSink): void {
-  const V = logits.shape[logits.shape.length - 1];
-  if (logits.data.size !== targets.data.size * V) {
+  // One target per row: targets have the shape of logits without the class axis.
+  const rows = logits.shape.slice(0, -1);
+  if (
+    logits.shape.length < 2 || targets.shape.length !== rows.length ||
+    targets.shape.some((d, i) => d !== rows[i])
+  ) {
     throw new ShapeError(
-      `crossEntropyLoss: logits ${logits.data.describe()} do not match targets ` +
-        targets.data.describe(),
+      `crossEntropyLoss: targets ${targets.data.describe()} must be [${rows.join(", ")}] ` +
+        `for logits ${logits.data.describe()}`,
     );
   }
   const dLogits = logits.requiresGrad ? g.gradTarget(logits) : undefined;

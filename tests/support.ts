@@ -2,7 +2,14 @@
  * Test data and comparisons shared by the kernel tests. Data comes from the project's own
  * Philox generator, so every run (and every machine) sees the same inputs.
  */
+import type { Gpu } from "../kernels/device.ts";
+import { copy } from "../kernels/elementwise.ts";
+import { ok } from "node:assert/strict";
 import { philoxWords, unitFloat } from "../kernels/philox.ts";
+import { Recorder } from "../kernels/program.ts";
+import { createTensor, readF32, type Tensor } from "../kernels/tensor.ts";
+import { Graph, Var } from "../nn/graph.ts";
+import type { ParamStore } from "../nn/params.ts";
 
 // A key of its own so test data never coincides with a run's streams.
 const TEST_STREAM = 0x7e57;
@@ -50,4 +57,163 @@ export function finiteDifferences(
     grad[i] = (up - down) / (2 * h);
   }
   return grad;
+}
+
+/** A host tensor for a gradient check: its shape and the f32 values the device sees. */
+export interface HostTensor {
+  shape: number[];
+  data: Float32Array;
+}
+
+/** Where a checked function's output goes: a tensor (projected on fixed weights) or a loss. */
+export type CheckedOutput = Var | { loss: Tensor };
+
+/**
+ * One function to check: recorded on the device by `forward`, evaluated in float64 by
+ * `reference`. The scalar loss is Σ wᵢ·outᵢ for fixed random weights w (or the loss itself),
+ * so every output element feeds the gradient.
+ */
+export interface GradCheckSpec {
+  name: string;
+  /** Differentiable inputs, graph values that require gradients. */
+  inputs?: Record<string, HostTensor>;
+  /** A finalised store whose parameters take `params` (keyed by parameter name). */
+  store?: ParamStore;
+  params?: Map<string, Float32Array>;
+  /** Records the function; token ids and other constants are captured by the closure. */
+  forward(g: Graph, x: Record<string, Var>): CheckedOutput;
+  /** The same function in float64 of every input and parameter, keyed by name. */
+  reference(values: Record<string, Float64Array>): ArrayLike<number>;
+}
+
+/** What a gradient check measured for one spec. */
+export interface GradCheckResult {
+  name: string;
+  /** Device output (or the loss as one value) and the float64 reference. */
+  output: Float32Array;
+  want: Float64Array;
+  /** relError of the output against the reference. */
+  forwardError: number;
+  /** Device gradient and central finite differences per input and parameter. */
+  grads: Record<string, Float32Array>;
+  fd: Record<string, Float64Array>;
+  /** relError(grad, fd) per input and parameter. */
+  gradErrors: Record<string, number>;
+}
+
+/**
+ * Records every spec into one plan (forward, loss seed, backward), replays it `replays` times
+ * and compares outputs to the float64 references and gradients to central finite differences
+ * of the float64 loss.
+ */
+export async function gradCheck(
+  gpu: Gpu,
+  specs: readonly GradCheckSpec[],
+  opts: { replays?: number; seed?: number } = {},
+): Promise<GradCheckResult[]> {
+  const rec = new Recorder(gpu);
+  const recorded: {
+    spec: GradCheckSpec;
+    g: Graph;
+    vars: Record<string, Var>;
+    out: CheckedOutput;
+    weights?: Float32Array;
+  }[] = [];
+  try {
+    specs.forEach((spec, i) => {
+      const g = new Graph(rec, true);
+      const vars: Record<string, Var> = {};
+      for (const [name, t] of Object.entries(spec.inputs ?? {})) {
+        vars[name] = new Var(createTensor(gpu, t.shape, "f32", name, t.data), true);
+      }
+      if (spec.store) spec.store.write(spec.params ?? new Map());
+      const out = spec.forward(g, vars);
+      let weights: Float32Array | undefined;
+      if (out instanceof Var) {
+        // dLoss/dOut = w seeds the backward, recorded so that replays seed it too.
+        weights = randomF32(out.data.size, (opts.seed ?? 0x5eed) + i);
+        const w = createTensor(gpu, out.shape, "f32", `${spec.name}.weights`, weights);
+        const target = g.gradTarget(out);
+        copy(rec, w, target.tensor);
+      }
+      g.backward();
+      recorded.push({ spec, g, vars, out, weights });
+    });
+  } catch (e) {
+    await rec.finish().catch(() => {});
+    throw e;
+  }
+  const plan = await rec.finish();
+  for (let i = 0; i < (opts.replays ?? 1); i++) plan.submit();
+  await gpu.device.queue.onSubmittedWorkDone();
+
+  const results: GradCheckResult[] = [];
+  for (const { spec, g, vars, out, weights } of recorded) {
+    const values: Record<string, Float64Array> = {};
+    for (const [name, t] of Object.entries(spec.inputs ?? {})) {
+      values[name] = Float64Array.from(t.data);
+    }
+    for (const [name, data] of spec.params ?? []) values[name] = Float64Array.from(data);
+    const want = Float64Array.from(spec.reference(values));
+    const output = out instanceof Var ? await readF32(out.data) : (await readF32(out.loss));
+    const loss = () => {
+      const y = spec.reference(values);
+      if (!weights) return y[0];
+      let s = 0;
+      for (let i = 0; i < weights.length; i++) s += weights[i] * y[i];
+      return s;
+    };
+    const grads: Record<string, Float32Array> = {};
+    for (const [name, v] of Object.entries(vars)) {
+      const grad = g.gradOf(v);
+      if (!grad) throw new Error(`${spec.name}: no gradient reached input ${name}`);
+      grads[name] = await readF32(grad);
+    }
+    if (spec.store) {
+      for (const [name, grad] of await spec.store.read("grads")) grads[name] = grad;
+    }
+    const fd: Record<string, Float64Array> = {};
+    const gradErrors: Record<string, number> = {};
+    for (const name of Object.keys(grads)) {
+      // finiteDifferences perturbs values[name] in place, which is what `loss` reads.
+      fd[name] = finiteDifferences(values[name], loss);
+      gradErrors[name] = relError(grads[name], fd[name]);
+    }
+    results.push({
+      name: spec.name,
+      output: out instanceof Var ? output : output.subarray(0, 1),
+      want,
+      forwardError: relError(out instanceof Var ? output : output.subarray(0, 1), want),
+      grads,
+      fd,
+      gradErrors,
+    });
+  }
+  return results;
+}
+
+/**
+ * Tolerances of the nn gradient checks, relative to the largest magnitude of the reference.
+ * The device computes in f32 and the float64 finite differences are exact to ~1e-10, so what
+ * remains is f32 rounding through a few ops: at most 7e-7 measured on llvmpipe for these small
+ * shapes. 1e-5 leaves an order of magnitude of headroom and still catches a wrong scale, sign,
+ * transpose or a lost (or doubled) accumulation, which are all O(1e-2) or more.
+ */
+export const FORWARD_TOL = 1e-5;
+export const GRAD_TOL = 1e-5;
+
+/** Asserts each result's forward and every gradient within the tolerances, with signal. */
+export function assertChecked(results: readonly GradCheckResult[], gradTol = GRAD_TOL): void {
+  for (const r of results) {
+    ok(
+      r.forwardError <= FORWARD_TOL,
+      `${r.name}: forward relative error ${r.forwardError} > ${FORWARD_TOL}`,
+    );
+    ok(Object.keys(r.gradErrors).length > 0, `${r.name}: no gradients checked`);
+    for (const [name, err] of Object.entries(r.gradErrors)) {
+      ok(err <= gradTol, `${r.name}: d/d${name} relative error ${err} > ${gradTol}`);
+      // An all-zero gradient would match an all-zero FD: every check here must see signal.
+      ok(r.fd[name].some((v) => Math.abs(v) > 1e-3), `${r.name}: d/d${name} is all zero`);
+    }
+  }
 }
