@@ -38,6 +38,16 @@ export const XBOW_BOUNDS = {
   maxAbsDiffHead: 1e-5,
 } as const;
 
+/**
+ * The bounds `final` exceeds, as sentences (empty: pass). A missing or NaN measurement fails
+ * too, so a broken comparison can never pass.
+ */
+export function xbowFailures(final: Readonly<Record<string, number>>): string[] {
+  return Object.entries(XBOW_BOUNDS)
+    .filter(([key, bound]) => !(final[key] <= bound))
+    .map(([key, bound]) => `${key} = ${final[key]} > ${bound}`);
+}
+
 /** x̄[b,t,c] = mean over t' ≤ t of x[b,t',c], by the explicit loop of the notebook. */
 export function loopAverage(x: Float32Array, B: number, T: number, C: number): Float64Array {
   const out = new Float64Array(B * T * C);
@@ -167,9 +177,6 @@ export const xbow: CheckExperiment<XbowConfig> = {
       maxAbsDiffCumulative: maxAbsDiff(await readF32(viaKernel), reference),
       maxAbsDiffHead: maxAbsDiff(await readF32(headOut.data), headWant),
     };
-    const failures = Object.entries(XBOW_BOUNDS)
-      .filter(([key, bound]) => !(final[key as keyof typeof final] <= bound))
-      .map(([key, bound]) => `${key} = ${final[key as keyof typeof final]} > ${bound}`);
-    return { final, failures };
+    return { final, failures: xbowFailures(final) };
   },
 };
