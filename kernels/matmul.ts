@@ -307,13 +307,26 @@ export function chooseMatmulTile(dims: MatmulDims): MatmulTile {
 /** Which kernel family computes a matmul: storage-buffer reads, or operands packed to textures. */
 export type MatmulKernel = "buffer" | "texture";
 
-/** Register tile and workgroup of the texture-input kernel. */
-export const TEXTURE_TILE: MatmulTile = { tm: 16, tn: 16, wgx: 8, wgy: 2 };
+/**
+ * Register tile and workgroup of the texture-input kernel: 16×16 outputs per invocation, eight
+ * invocations along N (one llvmpipe SIMD group, sharing their texel fetches of a) and one
+ * along M. Measured at 512³ against 16×16 with 16×1, 32×1, 8×2 and 4×4 workgroups and against
+ * 8×32, 32×8 and 16×32 tiles, which all came out equal or slower.
+ */
+export const TEXTURE_TILE: MatmulTile = { tm: 16, tn: 16, wgx: 8, wgy: 1 };
 
-/** The kernel for a shape (measured on llvmpipe; see bench/kernels_bench.ts). */
+/**
+ * The kernel for a shape, from measurements on llvmpipe (bench/kernels_bench.ts). Packing the
+ * operands into textures costs a fixed time per element of a and b, and the product then runs
+ * about half again as fast, so the texture path pays off once each packed element feeds enough
+ * multiply-adds: 2MNK / (MK + KN) = 2MN / (M + N), the harmonic mean of M and N, must reach
+ * about 200 (512³ gains ~30%, 256³ ~10%; a 256×64 output or 64×64 with a long K loses 20–30%),
+ * and the op must be large enough that its three dispatches are not the cost.
+ */
 export function chooseMatmulKernel(dims: MatmulDims): MatmulKernel {
   const { batch, M, N, K } = dims;
-  return batch * M * N * K >= 1 << 24 ? "texture" : "buffer";
+  const reuse = (2 * M * N) / (M + N);
+  return reuse >= 192 && batch * M * N * K >= 1 << 22 ? "texture" : "buffer";
 }
 
 /**

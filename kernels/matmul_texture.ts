@@ -11,23 +11,31 @@ import headerSource from "./matmul_texture.wgsl" with { type: "text" };
 import packSource from "./matmul_pack.wgsl" with { type: "text" };
 import type { Gpu } from "./device.ts";
 import type { MatmulDims, MatmulTile } from "./matmul.ts";
+import { wgslSection } from "./elementwise.ts";
 import { pipelineFor, type Recorder } from "./program.ts";
 import { LimitError, type Tensor } from "./tensor.ts";
 
 const XYZW = ["x", "y", "z", "w"];
+const packRowsSource = wgslSection(packSource, "pack_rows");
+const packScalarSource = wgslSection(packSource, "pack_scalar");
 
 /** Everything that decides the generated WGSL of the texture-input kernel. */
 export interface TextureMatmulLayout extends MatmulTile {
   /** out is written as vec4 along N (N % 4 == 0). */
   vecC: boolean;
+  /** The operands are bound as 2-D array textures (batched); otherwise as plain 2-D views. */
+  layered: boolean;
 }
 
 /** WGSL for one texture-input layout: the shared header plus an unrolled TM×TN tile body. */
 export function textureMatmulCode(layout: TextureMatmulLayout): string {
-  const { tm, tn, wgx, wgy, vecC } = layout;
+  const { tm, tn, wgx, wgy, vecC, layered } = layout;
   if (tn % 4 !== 0) throw new RangeError(`texture matmul tile: tn=${tn} must be a multiple of 4`);
   const groups = tn / 4;
+  const texType = layered ? "texture_2d_array<f32>" : "texture_2d<f32>";
   const L: string[] = [headerSource];
+  L.push(`@group(0) @binding(0) var ta: ${texType};`);
+  L.push(`@group(0) @binding(1) var tb: ${texType};`);
   L.push(
     `@group(0) @binding(2) var<storage, read_write> c: ${
       vecC ? "array<vec4<f32>>" : "array<f32>"
@@ -40,8 +48,10 @@ export function textureMatmulCode(layout: TextureMatmulLayout): string {
   L.push(`  let n0 = gid.x * ${tn}u;`);
   L.push(`  let m0 = gid.y * ${tm}u;`);
   L.push(`  if (n0 >= N || m0 >= M) { return; }`);
-  L.push(`  let la = gid.z * p.a_batched;`);
-  L.push(`  let lb = gid.z * p.b_batched;`);
+  if (layered) {
+    L.push(`  let la = gid.z * p.a_batched;`);
+    L.push(`  let lb = gid.z * p.b_batched;`);
+  }
   L.push(`  let c_off = gid.z * M * N;`);
   // The textures are padded to whole tiles, so every coordinate below is in range.
   for (let i = 0; i < tm; i++) L.push(`  let ay${i} = m0 + ${i}u;`);
@@ -53,11 +63,15 @@ export function textureMatmulCode(layout: TextureMatmulLayout): string {
   L.push(`  for (var kc = 0u; kc < p.K4; kc = kc + 1u) {`);
   L.push(`    let k = kc * 4u;`);
   for (let i = 0; i < tm; i++) {
-    L.push(`    let a${i} = textureLoad(ta, vec2<u32>(kc, ay${i}), la, 0);`);
+    L.push(`    let a${i} = textureLoad(ta, vec2<u32>(kc, ay${i}), ${layered ? "la, " : ""}0);`);
   }
   for (let kk = 0; kk < 4; kk++) {
     for (let g = 0; g < groups; g++) {
-      L.push(`    let b${kk}_${g} = textureLoad(tb, vec2<u32>(bx${g}, k + ${kk}u), lb, 0);`);
+      L.push(
+        `    let b${kk}_${g} = textureLoad(tb, vec2<u32>(bx${g}, k + ${kk}u), ${
+          layered ? "lb, " : ""
+        }0);`,
+      );
     }
   }
   // Same order of fused multiply-adds as the storage-buffer kernel: k ascending, one chain
@@ -211,26 +225,29 @@ function pack(
   texture: GPUTexture,
 ): void {
   const gpu = rec.gpu;
+  // Whole aligned rows go through vec4 loads; anything else element by element.
+  const rowsKernel = !transposed && cols % 4 === 0;
+  const name = rowsKernel ? "matmul_pack_rows" : "matmul_pack_scalar";
   const pipeline = pipelineFor(gpu, {
-    name: "matmul_pack",
-    code: packSource,
-    constants: { TRANS: transposed ? 1 : 0 },
+    name,
+    code: rowsKernel ? packRowsSource : packScalarSource,
+    constants: rowsKernel ? {} : { TRANS: transposed ? 1 : 0 },
   });
   const params = paramsBuffer(gpu, [rows, cols, batchStride], "matmul_pack.params");
+  // The scalar kernel walks a transposed source with x along texture rows (see the WGSL).
+  const [wx, wy] = transposed && !rowsKernel
+    ? [texture.height, texture.width]
+    : [texture.width, texture.height];
   pushDispatch(
     rec,
-    "matmul_pack",
+    name,
     pipeline,
     [
       { binding: 0, resource: tensorResource(src) },
       { binding: 1, resource: texture.createView({ dimension: "2d-array" }) },
       { binding: 2, resource: { buffer: params } },
     ],
-    [
-      Math.ceil(texture.width / 8),
-      Math.ceil(texture.height / 8),
-      texture.depthOrArrayLayers,
-    ],
+    [Math.ceil(wx / 8), Math.ceil(wy / 8), texture.depthOrArrayLayers],
   );
 }
 
@@ -256,8 +273,11 @@ export function matmulTexture(
   const tb = scratchTexture(gpu, "b", sizes.b);
   pack(rec, a, opts.transA, M, K, dims.aBatched ? M * K : 0, ta);
   pack(rec, b, opts.transB, K, N, dims.bBatched ? K * N : 0, tb);
-  const layout: TextureMatmulLayout = { ...tile, vecC: N % 4 === 0 };
-  const key = `${tile.tm}x${tile.tn}_${tile.wgx}x${tile.wgy}_${layout.vecC ? "v" : "s"}`;
+  const layered = batch > 1;
+  const layout: TextureMatmulLayout = { ...tile, vecC: N % 4 === 0, layered };
+  const key = `${tile.tm}x${tile.tn}_${tile.wgx}x${tile.wgy}_${layout.vecC ? "v" : "s"}` +
+    (layered ? "_l" : "");
+  const view = { dimension: layered ? "2d-array" : "2d" } as const;
   let code = codeCache.get(key);
   if (code === undefined) codeCache.set(key, code = textureMatmulCode(layout));
   const pipeline = pipelineFor(gpu, {
@@ -277,8 +297,8 @@ export function matmulTexture(
     `matmul_tex_${key}`,
     pipeline,
     [
-      { binding: 0, resource: ta.createView({ dimension: "2d-array" }) },
-      { binding: 1, resource: tb.createView({ dimension: "2d-array" }) },
+      { binding: 0, resource: ta.createView(view) },
+      { binding: 1, resource: tb.createView(view) },
       { binding: 2, resource: tensorResource(out) },
       { binding: 3, resource: { buffer: params } },
     ],

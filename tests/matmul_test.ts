@@ -1,4 +1,4 @@
-import { ok, throws } from "node:assert/strict";
+import { deepStrictEqual, ok, throws } from "node:assert/strict";
 import { getGpu } from "../kernels/device.ts";
 import {
   chooseMatmulKernel,
@@ -187,14 +187,44 @@ Deno.test("the automatic choice takes the texture kernel for large shapes, and i
   ok(chooseMatmulKernel(dims(512, 512, 512)) === "texture");
   ok(chooseMatmulKernel(dims(256, 32, 32)) === "buffer");
   ok(chooseMatmulKernel(dims(256, 65, 65)) === "buffer");
-  // Two layouts through the automatic path at a size where it picks textures, plus a shape
-  // whose packed operand would exceed maxTextureDimension2D (ceil(K/4) texels wide): it must
-  // fall back to the buffer kernel rather than fail.
+  ok(chooseMatmulKernel(dims(64, 4096, 64)) === "buffer");
+  // Two layouts through the automatic path at sizes where it picks textures, plus shapes whose
+  // packed operands would exceed maxTextureDimension2D (8,200 rows of a) or
+  // maxTextureArrayLayers (257 batches): they must fall back to the buffer kernel, not fail.
+  const gpu = await getGpu();
+  ok(gpu.limits.maxTextureDimension2D < 8200 && gpu.limits.maxTextureArrayLayers < 257);
+  ok(chooseMatmulKernel(dims(8200, 4, 200)) === "texture");
+  ok(chooseMatmulKernel(dims(200, 4, 200, 257)) === "texture");
+  const batchedA = operands(200, 4, 200, {}, 257);
   await check([
     operands(200, 190, 210, {}),
-    operands(130, 257, 300, { transA: true, transB: true }),
-    operands(3, 40000, 150, { transB: true }),
+    operands(230, 257, 300, { transA: true, transB: true }),
+    operands(8200, 4, 200, {}),
+    { ...batchedA, b: batchedA.b.slice(1) },
   ]);
+});
+
+Deno.test("the buffer and texture kernels agree bit for bit", async () => {
+  // Same fused multiply-adds in the same order, and the texture path's zero padding adds
+  // exact zeros: which kernel the dispatcher picks never changes a result.
+  const gpu = await getGpu();
+  for (
+    const [M, K, N, opts] of [[65, 65, 65, {}], [40, 37, 48, {
+      transA: true,
+      transB: true,
+    }]] as const
+  ) {
+    const c = operands(M, K, N, opts);
+    const a = createTensor(gpu, c.a, "f32", "a", rand(M * K, 91));
+    const b = createTensor(gpu, c.b, "f32", "b", rand(K * N, 92));
+    const viaBuffer = createTensor(gpu, [M, N], "f32", "viaBuffer");
+    const viaTexture = createTensor(gpu, [M, N], "f32", "viaTexture");
+    await runOnce(gpu, (rec) => {
+      matmul(rec, a, b, viaBuffer, { ...opts, kernel: "buffer" });
+      matmul(rec, a, b, viaTexture, { ...opts, kernel: "texture" });
+    });
+    deepStrictEqual(await readF32(viaTexture), await readF32(viaBuffer));
+  }
 });
 
 Deno.test("a forced texture kernel on a shape past the texture limits is a LimitError", async () => {
