@@ -9,6 +9,11 @@ import type { Graph, Var } from "./graph.ts";
 
 /** Rows of `table` [V,C] picked by `idx` [B,T] → [B,T,C]. */
 export function embedding(g: Graph, table: Var, idx: Var): Var {
+  if (table.shape.length !== 2) {
+    throw new ShapeError(
+      `embedding: table ${table.data.describe()} must be [V, C] (ids ${idx.data.describe()})`,
+    );
+  }
   const [, C] = table.shape;
   const out = g.alloc([...idx.shape, C], "embedding");
   embeddingForward(g.rec, table.data, idx.data, out);

@@ -8,7 +8,14 @@ import type { Gpu } from "../kernels/device.ts";
 import { streamKey } from "../kernels/philox.ts";
 import type { Recorder } from "../kernels/program.ts";
 import { fillNormal, fillUniform } from "../kernels/random_fill.ts";
-import { createTensor, readF32, type Tensor, tensorView, writeTensor } from "../kernels/tensor.ts";
+import {
+  createTensor,
+  LimitError,
+  readF32,
+  type Tensor,
+  tensorView,
+  writeTensor,
+} from "../kernels/tensor.ts";
 
 /** How a parameter is initialised (PyTorch's defaults for the lecture's modules). */
 export type Init =
@@ -37,6 +44,8 @@ export interface Arenas {
   v: Tensor;
 }
 
+const size = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
+
 // 256 bytes satisfies minStorageBufferOffsetAlignment on every WebGPU device.
 const ALIGN_FLOATS = 64;
 
@@ -55,10 +64,9 @@ export class ParamStore {
     if (this.#pending.some((p) => p.name === name)) {
       throw new Error(`ParamStore: duplicate parameter name ${name}`);
     }
-    const size = shape.reduce((a, b) => a * b, 1);
     const index = this.#pending.length;
     this.#pending.push({ name, shape, init, offset: this.#floats });
-    this.#floats += Math.ceil(size / ALIGN_FLOATS) * ALIGN_FLOATS;
+    this.#floats += Math.ceil(size(shape) / ALIGN_FLOATS) * ALIGN_FLOATS;
     return () => {
       if (!this.#params) throw new Error(`parameter ${name} used before finalize()`);
       return this.#params[index];
@@ -69,6 +77,19 @@ export class ParamStore {
   finalize(): Param[] {
     if (this.#params) return this.#params;
     const total = Math.max(ALIGN_FLOATS, this.#floats);
+    // Every parameter lives in one arena, bound whole by AdamW: the arena must fit one binding.
+    const limit = this.gpu.limits.maxStorageBufferBindingSize;
+    if (total * 4 > limit) {
+      const largest = [...this.#pending]
+        .sort((a, b) => size(b.shape) - size(a.shape))
+        .slice(0, 3)
+        .map((p) => `${p.name} [${p.shape.join(", ")}]`);
+      throw new LimitError(
+        `ParamStore: ${this.#pending.length} parameters need ${total * 4} bytes in one arena, ` +
+          `above the device's maxStorageBufferBindingSize of ${limit} (largest: ` +
+          `${largest.join(", ")})`,
+      );
+    }
     const arena = (label: string) => createTensor(this.gpu, [total], "f32", label);
     const arenas = {
       params: arena("params"),
