@@ -28,8 +28,11 @@ const corpus = tokenize(
   config.train.blockSize + 1,
 );
 
-/** Trains with one readback per step so that every step's loss is recorded. */
-async function train(seed: number) {
+/**
+ * Trains with one readback per step so that every step's loss is recorded. `fused` undefined
+ * is the harness's default (a model's fused step when it has one); false forces the graph.
+ */
+async function train(seed: number, fused?: boolean) {
   const gpu = await getGpu();
   const store = new ParamStore(gpu);
   const model = attentionHead.createModel(store, config, corpus.vocab.length);
@@ -51,6 +54,7 @@ async function train(seed: number) {
     progress,
     interrupted: () => false,
     chunkSteps: 1,
+    fused,
   });
   return {
     status: outcome.status,
@@ -62,26 +66,29 @@ async function train(seed: number) {
   };
 }
 
-Deno.test("attention_head: the same seed trains bit-identically, another seed differs", async () => {
-  const first = await train(1337);
-  const again = await train(1337);
-  const other = await train(1338);
+for (const fused of [undefined, false]) {
+  const path = fused === undefined ? "the harness's default path" : "the autograd graph";
+  Deno.test(`attention_head on ${path}: the same seed trains bit-identically, another seed differs`, async () => {
+    const first = await train(1337, fused);
+    const again = await train(1337, fused);
+    const other = await train(1338, fused);
 
-  equal(first.status, "ok");
-  equal(first.losses.length, STEPS);
-  ok(first.losses.every(Number.isFinite), `losses ${first.losses}`);
-  // It trained: the loss fell (a fixed pattern is easy to learn).
-  const evalTrain = first.curve.map((p) => p.train ?? NaN);
-  deepEqual(first.curve.map((p) => p.step), [0, 10, 20, 30]);
-  ok(evalTrain[3] < evalTrain[0] - 0.3, `eval train losses ${evalTrain}`);
-  ok(/^[0-9a-f]{64}$/.test(first.paramsSha256));
+    equal(first.status, "ok");
+    equal(first.losses.length, STEPS);
+    ok(first.losses.every(Number.isFinite), `losses ${first.losses}`);
+    // It trained: the loss fell (a fixed pattern is easy to learn).
+    const evalTrain = first.curve.map((p) => p.train ?? NaN);
+    deepEqual(first.curve.map((p) => p.step), [0, 10, 20, 30]);
+    ok(evalTrain[3] < evalTrain[0] - 0.3, `eval train losses ${evalTrain}`);
+    ok(/^[0-9a-f]{64}$/.test(first.paramsSha256));
 
-  // deepEqual compares numbers with Object.is: bit-identical f32 values, not approximately.
-  deepEqual(again.losses, first.losses);
-  deepEqual(again.curve, first.curve);
-  deepEqual(again.sample, first.sample);
-  equal(again.paramsSha256, first.paramsSha256);
+    // deepEqual compares numbers with Object.is: bit-identical f32 values, not approximately.
+    deepEqual(again.losses, first.losses);
+    deepEqual(again.curve, first.curve);
+    deepEqual(again.sample, first.sample);
+    equal(again.paramsSha256, first.paramsSha256);
 
-  notEqual(other.paramsSha256, first.paramsSha256);
-  notDeepEqual(other.losses, first.losses);
-});
+    notEqual(other.paramsSha256, first.paramsSha256);
+    notDeepEqual(other.losses, first.losses);
+  });
+}

@@ -144,6 +144,8 @@ Deno.test("nn.add: same shape, broadcast over leading axes, a scalar, and x + x"
   const specs: GradCheckSpec[] = [
     pair([2, 3, 5], [2, 3, 5]),
     pair([2, 3, 5], [3, 5]),
+    // Equal sizes, different shapes: positions [T, C] onto a batch of one.
+    pair([1, 3, 5], [3, 5]),
     pair([2, 3, 4], [4]),
     pair([3, 5], [1]),
     {

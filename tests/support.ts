@@ -84,6 +84,8 @@ export interface GradCheckSpec {
   forward(g: Graph, x: Record<string, Var>): CheckedOutput;
   /** The same function in float64 of every input and parameter, keyed by name. */
   reference(values: Record<string, Float64Array>): ArrayLike<number>;
+  /** Inputs or parameters whose gradient must be exactly zero (e.g. keys at T = 1). */
+  zeroGrads?: string[];
 }
 
 /** What a gradient check measured for one spec. */
@@ -99,6 +101,8 @@ export interface GradCheckResult {
   fd: Record<string, Float64Array>;
   /** relError(grad, fd) per input and parameter. */
   gradErrors: Record<string, number>;
+  /** Names whose gradient must be exactly zero. */
+  zeroGrads: string[];
 }
 
 /**
@@ -187,6 +191,7 @@ export async function gradCheck(
       grads,
       fd,
       gradErrors,
+      zeroGrads: spec.zeroGrads ?? [],
     });
   }
   return results;
@@ -211,9 +216,15 @@ export function assertChecked(results: readonly GradCheckResult[], gradTol = GRA
     );
     ok(Object.keys(r.gradErrors).length > 0, `${r.name}: no gradients checked`);
     for (const [name, err] of Object.entries(r.gradErrors)) {
+      if (r.zeroGrads.includes(name)) {
+        ok(r.grads[name].every((v) => v === 0), `${r.name}: d/d${name} must be exactly zero`);
+        ok(r.fd[name].every((v) => Math.abs(v) < 1e-8), `${r.name}: FD of d/d${name} not zero`);
+        continue;
+      }
       ok(err <= gradTol, `${r.name}: d/d${name} relative error ${err} > ${gradTol}`);
       // An all-zero gradient would match an all-zero FD: every check here must see signal.
       ok(r.fd[name].some((v) => Math.abs(v) > 1e-3), `${r.name}: d/d${name} is all zero`);
     }
+    for (const name of r.zeroGrads) ok(name in r.grads, `${r.name}: no gradient ${name}`);
   }
 }
