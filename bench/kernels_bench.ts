@@ -1,23 +1,44 @@
 /**
  * Kernel throughput on the current adapter: matmul GFLOP/s at the shapes the lecture's models
- * use, softmax and layernorm element rates. Each figure records N repetitions into one plan,
- * submits it once, waits for queue.onSubmittedWorkDone() and keeps the best of a few trials
- * (shared CI machines are noisy). Run: `deno run -A bench/kernels_bench.ts`.
+ * use (with the dispatcher's kernel and, for comparison, the other one), softmax and layernorm
+ * in GB/s and rows/s. Run: `deno run -A bench/kernels_bench.ts` (or `deno task bench`).
+ *
+ * Method, per figure: the op is recorded `reps` times into one plan (many dispatches per
+ * submit, so the ~30 µs launch cost is what a training step pays, not a 10 ms host round trip);
+ * the plan is compiled and run once as a warm-up, `reps` is calibrated so that one submission
+ * takes about 0.3 s, then each of five trials times submit → a 4-byte readback of the output,
+ * which cannot complete before the last dispatch has. The figure is the median trial, less the
+ * median time of an empty readback (Deno notices completion on a ~10 ms poll, which would
+ * otherwise count as kernel time), divided by `reps`. The CI machines' two cores are shared,
+ * so figures move by ±10% between runs; the median keeps one slow trial out.
  */
 import { getGpu, type Gpu } from "../kernels/device.ts";
 import { layerNorm } from "../kernels/layernorm.ts";
-import { matmul, type MatmulOptions } from "../kernels/matmul.ts";
+import {
+  chooseMatmulKernel,
+  matmul,
+  matmulDims,
+  type MatmulKernel,
+  type MatmulOptions,
+} from "../kernels/matmul.ts";
 import { fillUniform } from "../kernels/random_fill.ts";
 import { type Plan, Recorder, runOnce } from "../kernels/program.ts";
 import { softmax } from "../kernels/softmax.ts";
-import { createTensor, type Tensor } from "../kernels/tensor.ts";
+import { createTensor, readBytes, type Tensor } from "../kernels/tensor.ts";
 
 /** One measured figure. */
 export interface BenchResult {
   name: string;
   value: number;
   unit: string;
+  /** How it was measured (repetitions, trials, kernel), kept in the JSON. */
+  detail?: string;
+  /** Raw milliseconds of each timed submission of `reps` repetitions. */
+  trialsMs?: number[];
 }
+
+const TRIALS = 5;
+const TRIAL_SECONDS = 0.3;
 
 /** A tensor of U[-1, 1) values filled on the device. */
 async function randomTensor(gpu: Gpu, shape: number[], name: string): Promise<Tensor> {
@@ -26,93 +47,159 @@ async function randomTensor(gpu: Gpu, shape: number[], name: string): Promise<Te
   return t;
 }
 
-/**
- * Seconds per repetition of `record`: compiled and warmed first, then `reps` copies in one
- * plan, best of `trials` submissions.
- */
-async function timePerRep(
-  gpu: Gpu,
-  record: (rec: Recorder) => void,
-  reps: number,
-  trials = 3,
-): Promise<number> {
-  await runOnce(gpu, record);
-  const rec = new Recorder(gpu);
-  for (let i = 0; i < reps; i++) record(rec);
-  const plan: Plan = await rec.finish();
-  let best = Infinity;
-  for (let t = 0; t < trials; t++) {
-    const start = performance.now();
-    plan.submit();
-    await gpu.device.queue.onSubmittedWorkDone();
-    best = Math.min(best, performance.now() - start);
-  }
-  return best / 1000 / reps;
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
 }
 
-/** Repetitions that make one trial take roughly `seconds` at the expected rate. */
-function repsFor(work: number, ratePerSecond: number, seconds = 0.25): number {
-  return Math.max(2, Math.min(2000, Math.round((seconds * ratePerSecond) / work)));
+/** Milliseconds from submitting `plan` until four bytes of `out` are back on the host. */
+async function timeSubmission(gpu: Gpu, plan: Plan | undefined, out: Tensor): Promise<number> {
+  const start = performance.now();
+  plan?.submit();
+  await readBytes(gpu, out.buffer, out.byteOffset, 4);
+  return performance.now() - start;
+}
+
+/** Median latency of a readback with nothing queued before it: subtracted from every trial. */
+async function readbackFloorMs(gpu: Gpu): Promise<number> {
+  const probe = createTensor(gpu, [4], "f32", "probe");
+  const times: number[] = [];
+  for (let i = 0; i < 2 * TRIALS; i++) times.push(await timeSubmission(gpu, undefined, probe));
+  return median(times);
+}
+
+/** The outcome of timePerRep. */
+interface Timing {
+  /** Seconds per repetition. */
+  seconds: number;
+  reps: number;
+  /** Milliseconds of each timed submission, readback included, nothing subtracted. */
+  trials: number[];
+}
+
+/** Seconds per repetition of `record` (see the module comment for the method). */
+async function timePerRep(
+  gpu: Gpu,
+  floorMs: number,
+  record: (rec: Recorder) => void,
+  out: Tensor,
+): Promise<Timing> {
+  const planOf = async (reps: number) => {
+    const rec = new Recorder(gpu);
+    for (let i = 0; i < reps; i++) record(rec);
+    return await rec.finish();
+  };
+  await runOnce(gpu, record); // compiles the pipelines
+  // Calibration doubles as the warm-up: grow the plan until one submission is measurable.
+  let reps = 4, plan = await planOf(reps), ms = await timeSubmission(gpu, plan, out) - floorMs;
+  while (ms < 50 && reps < 4096) {
+    reps *= 4;
+    plan = await planOf(reps);
+    ms = await timeSubmission(gpu, plan, out) - floorMs;
+  }
+  const want = Math.max(2, Math.min(8192, Math.round((reps * TRIAL_SECONDS * 1000) / ms)));
+  if (want !== reps) plan = await planOf(reps = want);
+  await timeSubmission(gpu, plan, out);
+  const trials: number[] = [];
+  for (let t = 0; t < TRIALS; t++) trials.push(await timeSubmission(gpu, plan, out));
+  return { seconds: Math.max(1e-9, median(trials) - floorMs) / 1000 / reps, reps, trials };
+}
+
+function detail(reps: number, extra = ""): string {
+  return `median of ${TRIALS} submissions × ${reps} reps, timed to a readback${extra}`;
+}
+
+function trialsMs(timing: Timing): number[] {
+  return timing.trials.map((t) => Math.round(t * 10) / 10);
 }
 
 async function benchMatmul(
   gpu: Gpu,
+  floorMs: number,
   M: number,
   K: number,
   N: number,
-  opts: MatmulOptions = {},
+  opts: MatmulOptions & { kernel?: MatmulKernel } = {},
 ): Promise<BenchResult> {
   const a = await randomTensor(gpu, opts.transA ? [K, M] : [M, K], "a");
   const b = await randomTensor(gpu, opts.transB ? [N, K] : [K, N], "b");
   const out = createTensor(gpu, [M, N], "f32", "out");
+  const auto = chooseMatmulKernel(matmulDims(a, b, out, opts));
+  const kernel = opts.kernel ?? auto;
   const flops = 2 * M * N * K;
-  const seconds = await timePerRep(
+  // The texture kernel's packing dispatches are recorded by matmul itself, so they are timed.
+  const timing = await timePerRep(
     gpu,
-    (rec) => matmul(rec, a, b, out, opts),
-    repsFor(flops, 1e10),
+    floorMs,
+    (rec) => matmul(rec, a, b, out, { ...opts, kernel }),
+    out,
   );
   const flags = `${opts.transA ? " Aᵀ" : ""}${opts.transB ? " Bᵀ" : ""}`;
+  const which = kernel === auto ? `${kernel}, chosen` : `${kernel}, forced`;
   return {
-    name: `matmul (${M}×${K})·(${K}×${N})${flags}`,
-    value: flops / seconds / 1e9,
+    name: `matmul (${M}×${K})·(${K}×${N})${flags} [${which}]`,
+    value: flops / timing.seconds / 1e9,
     unit: "GFLOP/s",
+    detail: detail(timing.reps, kernel === "texture" ? ", packing included" : ""),
+    trialsMs: trialsMs(timing),
   };
+}
+
+/** The kernel the dispatcher does not choose for a shape: the comparison row. */
+function otherKernel(M: number, K: number, N: number): MatmulKernel {
+  const dims = { batch: 1, M, N, K, aBatched: false, bBatched: false };
+  return chooseMatmulKernel(dims) === "texture" ? "buffer" : "texture";
 }
 
 /** Runs every kernel benchmark and returns the figures. */
 export async function benchKernels(): Promise<BenchResult[]> {
   const gpu = await getGpu();
+  const floorMs = await readbackFloorMs(gpu);
   const results: BenchResult[] = [];
-  for (
-    const [M, K, N] of [[256, 256, 256], [512, 512, 512], [256, 32, 32], [256, 65, 65], [
-      512,
-      64,
-      256,
-    ]]
-  ) {
-    results.push(await benchMatmul(gpu, M, K, N));
+  const shapes: [number, number, number][] = [
+    [256, 256, 256],
+    [512, 512, 512],
+    [256, 32, 32],
+    [256, 65, 65],
+    [512, 64, 256],
+  ];
+  for (const [M, K, N] of shapes) {
+    results.push(await benchMatmul(gpu, floorMs, M, K, N));
+    results.push(await benchMatmul(gpu, floorMs, M, K, N, { kernel: otherKernel(M, K, N) }));
   }
   // The two gradient layouts of a Linear layer: dX = dY·Wᵀ and dW = Xᵀ·dY.
-  results.push(await benchMatmul(gpu, 512, 512, 512, { transB: true }));
-  results.push(await benchMatmul(gpu, 512, 512, 512, { transA: true }));
+  results.push(await benchMatmul(gpu, floorMs, 512, 512, 512, { transB: true }));
+  results.push(await benchMatmul(gpu, floorMs, 512, 512, 512, { transA: true }));
 
   // Attention weights of a small GPT: B·heads = 24 matrices of T×T = 256×256, causal, scaled.
+  // Traffic: every score read once and every weight written once, 8 bytes per element.
   const att = [24, 256, 256];
-  const attSize = att[0] * att[1] * att[2];
+  const attRows = att[0] * att[1], attSize = attRows * att[2];
   const x = await randomTensor(gpu, att, "scores");
   const p = createTensor(gpu, att, "f32", "weights");
-  const softmaxSeconds = await timePerRep(
+  const sm = await timePerRep(
     gpu,
+    floorMs,
     (rec) => softmax(rec, x, p, { causal: true, scale: 0.125 }),
-    repsFor(attSize, 2e8),
+    p,
   );
   results.push({
     name: `softmax causal [${att.join(", ")}]`,
-    value: attSize / softmaxSeconds / 1e6,
-    unit: "Melem/s",
+    value: (8 * attSize) / sm.seconds / 1e9,
+    unit: "GB/s",
+    detail: detail(sm.reps, ", 8 bytes per element (read x, write y)"),
+    trialsMs: trialsMs(sm),
+  });
+  results.push({
+    name: `softmax causal [${att.join(", ")}] rows of ${att[2]}`,
+    value: attRows / sm.seconds / 1e3,
+    unit: "krows/s",
+    detail: detail(sm.reps),
   });
 
-  // LayerNorm over the residual stream: B·T = 4096 rows of C = 384.
+  // LayerNorm over the residual stream: B·T = 4096 rows of C = 384. Traffic: x read, y
+  // written (8 bytes per element) plus mean and rstd (8 bytes per row).
   const [rows, C] = [4096, 384];
   const h = await randomTensor(gpu, [rows, C], "h");
   const gamma = await randomTensor(gpu, [C], "gamma");
@@ -120,15 +207,30 @@ export async function benchKernels(): Promise<BenchResult[]> {
   const y = createTensor(gpu, [rows, C], "f32", "y");
   const mean = createTensor(gpu, [rows], "f32", "mean");
   const rstd = createTensor(gpu, [rows], "f32", "rstd");
-  const lnSeconds = await timePerRep(
+  const ln = await timePerRep(
     gpu,
+    floorMs,
     (rec) => layerNorm(rec, h, gamma, beta, y, mean, rstd),
-    repsFor(rows * C, 2e8),
+    y,
   );
   results.push({
     name: `layerNorm [${rows}, ${C}]`,
-    value: (rows * C) / lnSeconds / 1e6,
-    unit: "Melem/s",
+    value: (8 * rows * C + 8 * rows) / ln.seconds / 1e9,
+    unit: "GB/s",
+    detail: detail(ln.reps, ", 8 bytes per element + 8 per row"),
+    trialsMs: trialsMs(ln),
+  });
+  results.push({
+    name: `layerNorm [${rows}, ${C}] rows of ${C}`,
+    value: rows / ln.seconds / 1e3,
+    unit: "krows/s",
+    detail: detail(ln.reps),
+  });
+  results.push({
+    name: "readback latency subtracted from each trial",
+    value: floorMs,
+    unit: "ms",
+    detail: `median of ${2 * TRIALS} empty readbacks`,
   });
   return results;
 }

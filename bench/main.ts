@@ -16,13 +16,10 @@ import { resolveConfig } from "../harness/config.ts";
 import { loadCorpus, tokenize } from "../harness/data.ts";
 import { createProgress } from "../harness/progress.ts";
 import { trainLanguageModel, type TrainTiming } from "../harness/train.ts";
-import { benchKernels } from "./kernels_bench.ts";
+import { benchKernels, type BenchResult } from "./kernels_bench.ts";
 
-/** One measured figure. */
-export interface BenchRow {
-  name: string;
-  value: number;
-  unit: string;
+/** One measured figure, with the PyTorch figure for the same config when --vs-torch ran. */
+export interface BenchRow extends BenchResult {
   torch?: number;
 }
 
