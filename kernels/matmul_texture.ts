@@ -1,11 +1,11 @@
 /**
  * The texture-input matmul: both operands are first packed (transposed where the flags say so,
- * zero-padded to whole register tiles) into rgba32float array textures by one small dispatch
- * each, then a register-blocked kernel reads them with textureLoad. On llvmpipe a texel fetch
- * brings four floats per lane in one go, which beats vec4 storage-buffer gathers by about half
- * again at a few hundred per side; the packing costs O(M·K + K·N) against the product's
- * O(M·N·K), so the dispatcher in matmul.ts takes this path for large shapes only. The packing
- * dispatches are part of the op: every figure in bench/ includes them.
+ * zero-padded to whole register tiles) into rgba32float textures by one small dispatch each,
+ * then a register-blocked kernel reads them with textureLoad. On llvmpipe texel fetches beat
+ * vec4 storage-buffer loads by about half again (see matmul_texture.wgsl); the packing costs
+ * O(M·K + K·N) against the product's O(M·N·K) (about 0.7 ms per 512×512 operand, nearly all of
+ * it textureStore), so the dispatcher in matmul.ts takes this path for large shapes only. The
+ * packing dispatches are part of the op: every figure in bench/ includes them.
  */
 import headerSource from "./matmul_texture.wgsl" with { type: "text" };
 import packSource from "./matmul_pack.wgsl" with { type: "text" };
@@ -60,7 +60,8 @@ export function textureMatmulCode(layout: TextureMatmulLayout): string {
     for (let g = 0; g < groups; g++) L.push(`  var c${i}_${g} = vec4<f32>(0.0);`);
   }
   // Four k per iteration: ceil(K/4) iterations count against llvmpipe's loop budget.
-  L.push(`  for (var kc = 0u; kc < p.K4; kc = kc + 1u) {`);
+  L.push(`  let K4 = p.K4;`);
+  L.push(`  for (var kc = 0u; kc < K4; kc = kc + 1u) {`);
   L.push(`    let k = kc * 4u;`);
   for (let i = 0; i < tm; i++) {
     L.push(`    let a${i} = textureLoad(ta, vec2<u32>(kc, ay${i}), ${layered ? "la, " : ""}0);`);
