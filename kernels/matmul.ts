@@ -321,12 +321,33 @@ export const TEXTURE_TILE: MatmulTile = { tm: 16, tn: 16, wgx: 8, wgy: 1 };
  * about half again as fast, so the texture path pays off once each packed element feeds enough
  * multiply-adds: 2MNK / (MK + KN) = 2MN / (M + N), the harmonic mean of M and N, must reach
  * about 200 (512³ gains ~30%, 256³ ~10%; a 256×64 output or 64×64 with a long K loses 20–30%),
- * and the op must be large enough that its three dispatches are not the cost.
+ * and the op must be large enough that its three dispatches are not the cost. One exception:
+ * when neither operand allows vec4 loads in the buffer kernel (e.g. K and N both odd), that
+ * kernel reads one float at a time and the texture path, whose packed texels are always vec4,
+ * wins from a few hundred rows on ((256×65)·(65×65): +20–30%, (512×129)·(129×65): +60%).
  */
-export function chooseMatmulKernel(dims: MatmulDims): MatmulKernel {
+export function chooseMatmulKernel(dims: MatmulDims, opts: MatmulOptions = {}): MatmulKernel {
   const { batch, M, N, K } = dims;
+  const volume = batch * M * N * K;
   const reuse = (2 * M * N) / (M + N);
-  return reuse >= 192 && batch * M * N * K >= 1 << 22 ? "texture" : "buffer";
+  if (reuse >= 192 && volume >= 1 << 22) return "texture";
+  const { vecA, vecB } = vectorReads(dims, opts);
+  if (!vecA && !vecB && M >= 256 && N >= 32 && volume >= 1 << 19) return "texture";
+  return "buffer";
+}
+
+/** Whether the buffer kernel can read a and b as vec4 (aligned contiguous runs of four). */
+function vectorReads(
+  { M, N, K }: MatmulDims,
+  opts: MatmulOptions,
+  tile?: MatmulTile,
+): { vecA: boolean; vecB: boolean } {
+  const raggedK = K % 4 !== 0;
+  return {
+    // vec4 reads need 16-byte aligned rows; tensors themselves start at 256-byte offsets.
+    vecA: K > 0 && (opts.transA ? M % 4 === 0 && (tile?.tm ?? 4) % 4 === 0 : !raggedK),
+    vecB: K > 0 && (opts.transB ? !raggedK : N % 4 === 0),
+  };
 }
 
 /**
@@ -359,7 +380,7 @@ export function matmul(
     );
   }
   const transA = opts.transA ?? false, transB = opts.transB ?? false;
-  const kernel = opts.kernel ?? chooseMatmulKernel(dims);
+  const kernel = opts.kernel ?? chooseMatmulKernel(dims, opts);
   if (kernel === "texture") {
     const tile = opts.tile ?? TEXTURE_TILE;
     const obstacle = K === 0 ? "K = 0" : textureMatmulObstacle(rec.gpu, dims, tile);
@@ -383,9 +404,7 @@ export function matmul(
     ...tile,
     transA,
     transB,
-    // vec4 reads need 16-byte aligned rows; tensors themselves start at 256-byte offsets.
-    vecA: K > 0 && (transA ? M % 4 === 0 && tile.tm % 4 === 0 : !raggedK),
-    vecB: K > 0 && (transB ? !raggedK : N % 4 === 0),
+    ...vectorReads(dims, opts, tile),
     vecC: N % 4 === 0,
     raggedK,
   };

@@ -186,7 +186,12 @@ Deno.test("the automatic choice takes the texture kernel for large shapes, and i
   });
   ok(chooseMatmulKernel(dims(512, 512, 512)) === "texture");
   ok(chooseMatmulKernel(dims(256, 32, 32)) === "buffer");
-  ok(chooseMatmulKernel(dims(256, 65, 65)) === "buffer");
+  ok(chooseMatmulKernel(dims(256, 64, 64)) === "buffer");
+  // No vec4 reads for the buffer kernel (K and N odd): textures from a few hundred rows on.
+  ok(chooseMatmulKernel(dims(256, 65, 65)) === "texture");
+  ok(chooseMatmulKernel(dims(256, 65, 64)) === "buffer");
+  ok(chooseMatmulKernel(dims(64, 65, 65)) === "buffer");
+  ok(chooseMatmulKernel(dims(256, 65, 65), { transA: true, transB: true }) === "buffer");
   ok(chooseMatmulKernel(dims(64, 4096, 64)) === "buffer");
   // Two layouts through the automatic path at sizes where it picks textures, plus shapes whose
   // packed operands would exceed maxTextureDimension2D (8,200 rows of a) or
