@@ -12,6 +12,8 @@ struct PackParams {
   cols: u32,
   // Elements between consecutive source matrices (0: one matrix, packed into layer 0 only).
   batch_stride: u32,
+  // Source matrix packed into layer 0: batches beyond maxTextureArrayLayers go in chunks.
+  first: u32,
 }
 
 @group(0) @binding(1) var dst: texture_storage_2d_array<rgba32float, write>;
@@ -29,7 +31,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   let c4 = p.cols / 4u;
   var v = vec4<f32>(0.0);
   if (gid.y < p.rows && gid.x < c4) {
-    v = src[(gid.z * p.batch_stride) / 4u + gid.y * c4 + gid.x];
+    v = src[((gid.z + p.first) * p.batch_stride) / 4u + gid.y * c4 + gid.x];
   }
   textureStore(dst, vec2<u32>(gid.xy), gid.z, v);
 }
@@ -47,7 +49,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   let size = textureDimensions(dst);
   let texel = select(gid.xy, gid.yx, TRANS);
   if (texel.x >= size.x || texel.y >= size.y) { return; }
-  let base = gid.z * p.batch_stride;
+  let base = (gid.z + p.first) * p.batch_stride;
   let row = texel.y;
   var v = vec4<f32>(0.0);
   if (row < p.rows) {

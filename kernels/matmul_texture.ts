@@ -52,7 +52,7 @@ export function textureMatmulCode(layout: TextureMatmulLayout): string {
     L.push(`  let la = gid.z * p.a_batched;`);
     L.push(`  let lb = gid.z * p.b_batched;`);
   }
-  L.push(`  let c_off = gid.z * M * N;`);
+  L.push(`  let c_off = (gid.z + p.first) * M * N;`);
   // The textures are padded to whole tiles, so every coordinate below is in range.
   for (let i = 0; i < tm; i++) L.push(`  let ay${i} = m0 + ${i}u;`);
   for (let g = 0; g < groups; g++) L.push(`  let bx${g} = n0 / 4u + ${g}u;`);
@@ -112,37 +112,37 @@ export function textureMatmulCode(layout: TextureMatmulLayout): string {
   return L.join("\n");
 }
 
-/** Width, height and layers of the two packed operand textures for a shape and tile. */
-export function packedSizes(dims: MatmulDims, tile: MatmulTile): {
+/**
+ * Width, height and layers of the two packed operand textures for a shape and tile; a batch
+ * larger than `maxLayers` is packed and multiplied in chunks of at most that many layers.
+ */
+export function packedSizes(dims: MatmulDims, tile: MatmulTile, maxLayers: number): {
   a: [number, number, number];
   b: [number, number, number];
 } {
   const { batch, M, N, K, aBatched, bBatched } = dims;
   const k4 = Math.ceil(K / 4);
+  const layers = Math.min(batch, maxLayers);
   return {
-    a: [k4, Math.ceil(M / tile.tm) * tile.tm, aBatched ? batch : 1],
-    b: [Math.ceil(N / tile.tn) * (tile.tn / 4), 4 * k4, bBatched ? batch : 1],
+    a: [k4, Math.ceil(M / tile.tm) * tile.tm, aBatched ? layers : 1],
+    b: [Math.ceil(N / tile.tn) * (tile.tn / 4), 4 * k4, bBatched ? layers : 1],
   };
 }
 
 /**
- * Why the texture path cannot take a shape on this device (a texture dimension or layer count
- * over the device's limits), or undefined when it can.
+ * Why the texture path cannot take a shape on this device (a packed operand wider or taller
+ * than maxTextureDimension2D), or undefined when it can.
  */
 export function textureMatmulObstacle(
   gpu: Gpu,
   dims: MatmulDims,
   tile: MatmulTile,
 ): string | undefined {
-  const { a, b } = packedSizes(dims, tile);
+  const { a, b } = packedSizes(dims, tile, gpu.limits.maxTextureArrayLayers);
   const maxSide = gpu.limits.maxTextureDimension2D;
-  const maxLayers = gpu.limits.maxTextureArrayLayers;
-  for (const [name, [w, h, layers]] of [["a", a], ["b", b]] as const) {
+  for (const [name, [w, h]] of [["a", a], ["b", b]] as const) {
     if (w > maxSide || h > maxSide) {
       return `packed ${name} is ${w}×${h} texels, above maxTextureDimension2D ${maxSide}`;
-    }
-    if (layers > maxLayers) {
-      return `packed ${name} has ${layers} layers, above maxTextureArrayLayers ${maxLayers}`;
     }
   }
   return undefined;
@@ -223,6 +223,8 @@ function pack(
   rows: number,
   cols: number,
   batchStride: number,
+  first: number,
+  layers: number,
   texture: GPUTexture,
 ): void {
   const gpu = rec.gpu;
@@ -234,7 +236,7 @@ function pack(
     code: rowsKernel ? packRowsSource : packScalarSource,
     constants: rowsKernel ? {} : { TRANS: transposed ? 1 : 0 },
   });
-  const params = paramsBuffer(gpu, [rows, cols, batchStride], "matmul_pack.params");
+  const params = paramsBuffer(gpu, [rows, cols, batchStride, first], "matmul_pack.params");
   // The scalar kernel walks a transposed source with x along texture rows (see the WGSL).
   const [wx, wy] = transposed && !rowsKernel
     ? [texture.height, texture.width]
@@ -248,7 +250,7 @@ function pack(
       { binding: 1, resource: texture.createView({ dimension: "2d-array" }) },
       { binding: 2, resource: { buffer: params } },
     ],
-    [Math.ceil(wx / 8), Math.ceil(wy / 8), texture.depthOrArrayLayers],
+    [Math.ceil(wx / 8), Math.ceil(wy / 8), layers],
   );
 }
 
@@ -268,12 +270,11 @@ export function matmulTexture(
   tile: MatmulTile,
 ): void {
   const gpu = rec.gpu;
-  const { batch, M, N, K } = dims;
-  const sizes = packedSizes(dims, tile);
+  const { batch, M, N, K, aBatched, bBatched } = dims;
+  const maxLayers = gpu.limits.maxTextureArrayLayers;
+  const sizes = packedSizes(dims, tile, maxLayers);
   const ta = scratchTexture(gpu, "a", sizes.a);
   const tb = scratchTexture(gpu, "b", sizes.b);
-  pack(rec, a, opts.transA, M, K, dims.aBatched ? M * K : 0, ta);
-  pack(rec, b, opts.transB, K, N, dims.bBatched ? K * N : 0, tb);
   const layered = batch > 1;
   const layout: TextureMatmulLayout = { ...tile, vecC: N % 4 === 0, layered };
   const key = `${tile.tm}x${tile.tn}_${tile.wgx}x${tile.wgy}_${layout.vecC ? "v" : "s"}` +
@@ -286,27 +287,37 @@ export function matmulTexture(
     code,
     constants: { ACCUMULATE: opts.accumulate ? 1 : 0 },
   });
-  const params = paramsBuffer(gpu, [
-    M,
-    N,
-    Math.ceil(K / 4),
-    dims.aBatched ? 1 : 0,
-    dims.bBatched ? 1 : 0,
-  ], "matmul_tex.params");
-  pushDispatch(
-    rec,
-    `matmul_tex_${key}`,
-    pipeline,
-    [
-      { binding: 0, resource: ta.createView(view) },
-      { binding: 1, resource: tb.createView(view) },
-      { binding: 2, resource: tensorResource(out) },
-      { binding: 3, resource: { buffer: params } },
-    ],
-    [
-      Math.ceil(Math.ceil(N / tile.tn) / tile.wgx),
-      Math.ceil(Math.ceil(M / tile.tm) / tile.wgy),
-      batch,
-    ],
-  );
+  // One texture layer per batch matrix, in chunks of the device's layer limit. A shared
+  // (unbatched) operand is packed once, into layer 0, before the first chunk.
+  if (!aBatched) pack(rec, a, opts.transA, M, K, 0, 0, 1, ta);
+  if (!bBatched) pack(rec, b, opts.transB, K, N, 0, 0, 1, tb);
+  for (let first = 0; first < batch; first += maxLayers) {
+    const count = Math.min(maxLayers, batch - first);
+    if (aBatched) pack(rec, a, opts.transA, M, K, M * K, first, count, ta);
+    if (bBatched) pack(rec, b, opts.transB, K, N, K * N, first, count, tb);
+    const params = paramsBuffer(gpu, [
+      M,
+      N,
+      Math.ceil(K / 4),
+      aBatched ? 1 : 0,
+      bBatched ? 1 : 0,
+      first,
+    ], "matmul_tex.params");
+    pushDispatch(
+      rec,
+      `matmul_tex_${key}`,
+      pipeline,
+      [
+        { binding: 0, resource: ta.createView(view) },
+        { binding: 1, resource: tb.createView(view) },
+        { binding: 2, resource: tensorResource(out) },
+        { binding: 3, resource: { buffer: params } },
+      ],
+      [
+        Math.ceil(Math.ceil(N / tile.tn) / tile.wgx),
+        Math.ceil(Math.ceil(M / tile.tm) / tile.wgy),
+        count,
+      ],
+    );
+  }
 }

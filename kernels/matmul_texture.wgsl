@@ -17,6 +17,8 @@ struct TextureMatmulParams {
   // 1 when the operand has one layer per batch, 0 when one matrix is shared by every batch.
   a_batched: u32,
   b_batched: u32,
+  // Batch index of layer 0: batches beyond maxTextureArrayLayers are computed in chunks.
+  first: u32,
 }
 
 // c += a·b (gradient accumulation) instead of c = a·b.

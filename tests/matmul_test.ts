@@ -172,6 +172,11 @@ Deno.test("texture-input matmul matches the reference under every flag, batch an
     cases.push(texture(operands(33, 17, 20, { ...opts, accumulate: true })));
     cases.push(texture(operands(17, 9, 16, { ...opts, accumulate: true }, 2)));
   }
+  // More batches than texture layers: packed and multiplied in chunks of the layer limit.
+  const layers = (await getGpu()).limits.maxTextureArrayLayers;
+  const chunked = operands(5, 6, 7, { transB: true, accumulate: true }, 2 * layers + 3);
+  cases.push(texture(chunked));
+  cases.push(texture({ ...chunked, b: chunked.b.slice(1) }));
   await check(cases);
 });
 
@@ -193,9 +198,9 @@ Deno.test("the automatic choice takes the texture kernel for large shapes, and i
   ok(chooseMatmulKernel(dims(64, 65, 65)) === "buffer");
   ok(chooseMatmulKernel(dims(256, 65, 65), { transA: true, transB: true }) === "buffer");
   ok(chooseMatmulKernel(dims(64, 4096, 64)) === "buffer");
-  // Two layouts through the automatic path at sizes where it picks textures, plus shapes whose
-  // packed operands would exceed maxTextureDimension2D (8,200 rows of a) or
-  // maxTextureArrayLayers (257 batches): they must fall back to the buffer kernel, not fail.
+  // Two layouts through the automatic path at sizes where it picks textures; a shape whose
+  // packed a would exceed maxTextureDimension2D (8,200 rows) must fall back to the buffer
+  // kernel rather than fail, and a batch above maxTextureArrayLayers (257) runs in chunks.
   const gpu = await getGpu();
   ok(gpu.limits.maxTextureDimension2D < 8200 && gpu.limits.maxTextureArrayLayers < 257);
   ok(chooseMatmulKernel(dims(8200, 4, 200)) === "texture");
