@@ -113,6 +113,8 @@ if (import.meta.main) {
   });
   const steps = Number(values.steps);
   const gpu = await getGpu();
+  // The CI machines are shared: the load average says how far to trust a run's figures.
+  const loadBefore = Deno.loadavg();
   const rows: BenchRow[] = [];
   if (values.only !== "training") rows.push(...await benchKernels());
   const timings: Record<string, TrainTiming> = {};
@@ -159,7 +161,13 @@ if (import.meta.main) {
     }
   }
   const width = Math.max(...rows.map((r) => r.name.length));
+  const loadAfter = Deno.loadavg();
   console.log(`adapter: ${gpu.adapter.description} (${Deno.build.os}/${Deno.build.arch})`);
+  // The bench's own work raises the average too, so the figure before it is the telling one.
+  console.log(
+    `load average before the bench: ${loadBefore[0].toFixed(2)} on ` +
+      `${navigator.hardwareConcurrency} cores (figures drop as other work shares them)`,
+  );
   for (const r of rows) {
     const ratio = r.torch
       ? `   PyTorch ${r.torch.toFixed(0)} → ×${(r.value / r.torch).toFixed(2)}`
@@ -171,7 +179,15 @@ if (import.meta.main) {
   await writeFileAtomic(
     path,
     JSON.stringify(
-      { adapter: gpu.adapter, deno: Deno.version, steps, torch, rows, timings },
+      {
+        adapter: gpu.adapter,
+        deno: Deno.version,
+        steps,
+        loadavg: { before: loadBefore, after: loadAfter, cores: navigator.hardwareConcurrency },
+        torch,
+        rows,
+        timings,
+      },
       null,
       2,
     ) +
