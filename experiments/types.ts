@@ -70,11 +70,15 @@ export interface LanguageModel {
   forward(g: Graph, idx: Var): Var;
   /**
    * Optional fused training step (batch → loss → backward → AdamW) that records fewer
-   * dispatches than the autograd graph. It must produce the graph path's losses and parameters
-   * bit for bit; the harness uses it when present.
+   * dispatches than the autograd graph; the harness uses it when present (TrainOptions.fused
+   * false forces the graph). It must draw the same batches and be deterministic (same seed ⇒
+   * bit-identical losses and parameters), and it must match the graph path within a tolerance
+   * its test states: summing in another order is allowed, nothing else. The bigram's matches
+   * bit for bit; attention_head's to about one f32 ulp per parameter over 20 steps
+   * (tests/fused_attention_head_test.ts).
    */
   recordTrainStep?(step: TrainStep): void;
-  /** Optional fused evaluation batch (loss only), the same contract as `recordTrainStep`. */
+  /** Optional fused evaluation batch (loss only), under the same contract as `recordTrainStep`. */
   recordEvalStep?(step: BatchStep): void;
 }
 
