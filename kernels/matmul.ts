@@ -309,7 +309,7 @@ export type MatmulKernel = "buffer" | "texture";
 
 /**
  * Register tile and workgroup of the texture-input kernel: 16×16 outputs per invocation, eight
- * invocations along N (one llvmpipe SIMD group, sharing their texel fetches of a) and one
+ * invocations along N (one llvmpipe SIMD group, all fetching the same texels of a) and one
  * along M. Measured at 512³ against 16×16 with 16×1, 32×1, 8×2 and 4×4 workgroups and against
  * 8×32, 32×8 and 16×32 tiles, which all came out equal or slower.
  */
@@ -360,7 +360,10 @@ export function matmul(
   b: Tensor,
   out: Tensor,
   opts: MatmulOptions & {
-    /** Overrides the automatic tile choice (tests and benchmarks). */
+    /**
+     * Overrides the automatic tile choice (tests and benchmarks). Without `kernel` it selects
+     * the buffer kernel, whose tiles it was introduced for.
+     */
     tile?: MatmulTile;
     /** Overrides the automatic kernel choice (tests and benchmarks). */
     kernel?: MatmulKernel;
@@ -380,7 +383,7 @@ export function matmul(
     );
   }
   const transA = opts.transA ?? false, transB = opts.transB ?? false;
-  const kernel = opts.kernel ?? chooseMatmulKernel(dims, opts);
+  const kernel = opts.kernel ?? (opts.tile ? "buffer" : chooseMatmulKernel(dims, opts));
   if (kernel === "texture") {
     const tile = opts.tile ?? TEXTURE_TILE;
     const obstacle = K === 0 ? "K = 0" : textureMatmulObstacle(rec.gpu, dims, tile);
