@@ -70,7 +70,7 @@ export function sequenceLoopCount(s: AttentionHeadShape, withGrad: boolean, wg =
     phase((T / 4) ** 2, H / 4) + phase(T, 2 * T + T / 4 + 3) + phase((T / 4) * (H / 4), T) +
     phase((T / 8) * (VP / 8), H / 4) + phase(T, VP / 2) + T + 1;
   if (withGrad) {
-    n += phase(T * VP / 4, 0) + phase((T / 8) * (H / 8), V) +
+    n += phase((T / 4) * (VP / 4), 0) + phase((T / 8) * (H / 8), V) +
       phase((T / 4) ** 2 + (T / 4) * (H / 4), Math.max(H / 4, T)) + phase(T, T + T / 4 + 1) +
       phase(2 * (T / 4) * (H / 4), T) + phase((T / 8) * (C / 8), 4 * H + 1);
   }

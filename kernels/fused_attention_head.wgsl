@@ -47,7 +47,7 @@ const WT_AT: u32 = W_AT + TT; //                           [T, T]
 const DS_AT: u32 = WT_AT + TT; // d(scores)                [T, T]
 const DST_AT: u32 = DS_AT + TT; //                         [T, T]
 const O_AT: u32 = DST_AT + TT; // out = wei · v            [T, H]
-const L_AT: u32 = O_AT + TH; // logits, later d(logits)    [T, VP]
+const L_AT: u32 = O_AT + TH; // logits                   [T, VP]
 const LT_AT: u32 = L_AT + T * VP; // d(logits)ᵀ            [VP, T]
 const LSE_AT: u32 = LT_AT + VP * T; // log-sum-exp per row [T]
 const RL_AT: u32 = LSE_AT + T; // loss per row             [T]
@@ -194,9 +194,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   if (b == 0u && li == 0u) {
     put_word(0u, c);
   }
-  // Row b of batch c, exactly as kernels/batch.wgsl draws it.
-  let offset = philox4x32_10(vec4<u32>(b, c, 0u, 0u), p.key).x % (NT - T);
   for (var t = li; t < T; t = t + WG) {
+    // Row b of batch c, exactly as kernels/batch.wgsl draws it (computed inside the loop so
+    // that invocations with no token to copy skip it).
+    let offset = philox4x32_10(vec4<u32>(b, c, 0u, 0u), p.key).x % (NT - T);
     let id = tokens[offset + t];
     ids[t] = id;
     tgt[t] = tokens[offset + t + 1u];
@@ -355,21 +356,29 @@ fn logit_rows(m: Tile, bias: vec4<f32>, ok: vec4<bool>) -> Tile {
   );
 }
 
+// (softmax(logits) − onehot(y)) / N for four logits of one row, from column v0, as
+// kernels/cross_entropy.wgsl computes d(logits).
+fn dlogit(l: vec4<f32>, lse: f32, v0: u32, y: u32) -> vec4<f32> {
+  let hit = vec4<u32>(v0) + vec4<u32>(0u, 1u, 2u, 3u) == vec4<u32>(y);
+  return (exp(l - lse) - select(vec4<f32>(0.0), vec4<f32>(1.0), hit)) * (1.0 / f32(N));
+}
+
 fn backward(b: u32, li: u32) {
-  // d(mean loss)/d(logits), in place, transposed, and for `update`; the padding gets 0.
-  for (var u = li; u < T * VP / 4u; u = u + WG) {
-    let t = u / (VP / 4u);
-    let v0 = 4u * (u - t * (VP / 4u));
-    let at = L_AT + t * VP + v0;
-    let prob = exp(ld4(at) - ld(LSE_AT + t));
-    let hit = vec4<u32>(v0) + vec4<u32>(0u, 1u, 2u, 3u) == vec4<u32>(tgt[t]);
-    let d = (prob - select(vec4<f32>(0.0), vec4<f32>(1.0), hit)) * (1.0 / f32(N));
-    st4(at, d);
-    g4(GL_AT + (b * T + t) * VP + v0, d);
-    st(LT_AT + v0 * T + t, d.x);
-    st(LT_AT + (v0 + 1u) * T + t, d.y);
-    st(LT_AT + (v0 + 2u) * T + t, d.z);
-    st(LT_AT + (v0 + 3u) * T + t, d.w);
+  // d(mean loss)/d(logits) in 4×4 tiles, transposed for d(out) and row-major for `update`;
+  // the padding gets 0.
+  for (var u = li; u < (T / 4u) * (VP / 4u); u = u + WG) {
+    let t0 = 4u * (u / (VP / 4u));
+    let v0 = 4u * (u % (VP / 4u));
+    let lse = ld4(LSE_AT + t0);
+    let at = L_AT + t0 * VP + v0;
+    let d = Tile(
+      dlogit(ld4(at), lse.x, v0, tgt[t0]),
+      dlogit(ld4(at + VP), lse.y, v0, tgt[t0 + 1u]),
+      dlogit(ld4(at + 2u * VP), lse.z, v0, tgt[t0 + 2u]),
+      dlogit(ld4(at + 3u * VP), lse.w, v0, tgt[t0 + 3u]),
+    );
+    store_tile_t(d, LT_AT + v0 * T + t0, T);
+    global_tile(d, GL_AT + (b * T + t0) * VP + v0, VP);
   }
   sync();
   // d(out) = d(logits) · W_lm: Σ over v of d(logits)ᵀ[v, t0…] ⊗ W_lm[v, h0…].
