@@ -321,9 +321,6 @@ function recordSequence(
     C,
     H,
     V,
-    NT: a.tokens.size,
-    COUNTER: a.counterIndex,
-    CAPACITY: a.losses.size,
     LOSS_AT: layout.lossAt,
     G_AT: layout.gAt,
     ACT_AT: layout.actAt,
@@ -333,7 +330,11 @@ function recordSequence(
   const code = consts + philoxSource +
     (r.plan.store === "workgroup" ? WORKGROUP_STORE : STORAGE_STORE) +
     wgslSection(source, "sequence");
-  const params = uniformU32(rec.gpu, [a.key[0], a.key[1]], "fused_attention_head.key");
+  const params = uniformU32(
+    rec.gpu,
+    [a.key[0], a.key[1], a.tokens.size, a.counterIndex],
+    "fused_attention_head.batch",
+  );
   rec.dispatch(
     { name: withGrad ? "fused_attention_head_grad" : "fused_attention_head_loss", code },
     [a.tokens, a.counters, a.params, scratch, params],
@@ -384,7 +385,7 @@ export function fusedAttentionHeadStep(
       Math.log(o.beta1),
       Math.log(o.beta2),
       o.eps,
-    ].map(f32Bits),
+    ].map(f32Bits).concat([a.counterIndex, a.losses.size]),
     "fused_attention_head.adamw",
   );
   rec.dispatch(
@@ -401,7 +402,12 @@ export function fusedAttentionHeadEval(rec: Recorder, a: FusedAttentionHeadBatch
   const { scratch, consts } = recordSequence(rec, op, a, false);
   rec.dispatch(
     { name: "fused_attention_head_finish", code: consts + wgslSection(source, "finish") },
-    [scratch, a.counters, a.losses],
+    [
+      scratch,
+      a.counters,
+      a.losses,
+      uniformU32(rec.gpu, [a.counterIndex, a.losses.size], "fused_attention_head.finish"),
+    ],
     1,
   );
 }

@@ -19,7 +19,8 @@
 // register tiles fed by vec4 loads: an 8×8 tile does 64 multiply-adds per four vec4 loads.
 //
 // kernels/fused_attention_head.ts prepends the shape constants (B, T, C, H, V, WG, the arena
-// offsets, …), kernels/philox.wgsl, and one of two activation stores: workgroup memory when a
+// offsets, …: only what the model's shape fixes, so that llvmpipe's shader cache serves every
+// corpus and run length; the rest arrives in uniforms), kernels/philox.wgsl, and one of two activation stores: workgroup memory when a
 // sequence's activations fit the device's limit, else the sequence's slice of the scratch
 // buffer. Both are reached only through ld4 / st4 / st / sync.
 //
@@ -106,6 +107,8 @@ fn outer_add8(m: Tile8, a0: vec4<f32>, a1: vec4<f32>, b0: vec4<f32>, b1: vec4<f3
 //@kernel sequence
 struct Params {
   key: vec2<u32>,
+  nt: u32, // tokens in the split
+  counter: u32, // counters slot: the batch number (incremented by `update` / `finish`)
 }
 
 @group(0) @binding(0) var<storage, read> tokens: array<u32>;
@@ -190,14 +193,14 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let b = wid.x;
   bind_act(b);
   // Nothing in this dispatch writes the counters; `update` / `finish` increment them after.
-  let c = counters[COUNTER];
+  let c = counters[p.counter];
   if (b == 0u && li == 0u) {
     put_word(0u, c);
   }
   for (var t = li; t < T; t = t + WG) {
     // Row b of batch c, exactly as kernels/batch.wgsl draws it (computed inside the loop so
     // that invocations with no token to copy skip it).
-    let offset = philox4x32_10(vec4<u32>(b, c, 0u, 0u), p.key).x % (NT - T);
+    let offset = philox4x32_10(vec4<u32>(b, c, 0u, 0u), p.key).x % (p.nt - T);
     let id = tokens[offset + t];
     ids[t] = id;
     tgt[t] = tokens[offset + t + 1u];
@@ -497,6 +500,8 @@ struct Params {
   ln_beta1: f32,
   ln_beta2: f32,
   eps: f32,
+  counter: u32,
+  capacity: u32, // slots in losses
 }
 
 @group(0) @binding(0) var<storage, read_write> params: array<vec4<f32>>;
@@ -537,13 +542,6 @@ fn adam4(i: u32, g: vec4<f32>) {
   params[e] = params[e] * p.decay - step_size * m1 / denom;
 }
 
-fn adam_tile(g: Tile, at: u32, stride: u32) {
-  adam4(at, g.r0);
-  adam4(at + stride, g.r1);
-  adam4(at + 2u * stride, g.r2);
-  adam4(at + 3u * stride, g.r3);
-}
-
 // Σ over positions n of a[n, r0…r0+8] ⊗ b[n, c0…c0+8], n in increasing order.
 fn grad_tile8(a: u32, a_stride: u32, b: u32, b_stride: u32) -> Tile8 {
   var acc = zero_tile8();
@@ -563,31 +561,48 @@ const POS_UNITS: u32 = T * C / 4u;
 const UNITS: u32 = LMW_UNITS + QKV_UNITS + TOK_UNITS + LMB_UNITS + POS_UNITS;
 
 fn run_unit(u: u32) {
-  if (u < LMW_UNITS) {
-    // d(W_lm)[v, h] = Σ_n d(logits)[n, v] · out[n, h]; rows past V do not exist.
-    let v0 = 8u * (u / (H / 8u));
-    let h0 = 8u * (u % (H / 8u));
-    let g = grad_tile8(GL_AT + v0, VP, GO_AT + h0, H);
-    let at = LMW_AT + v0 * H + h0;
-    adam_rows(g.q00, at, H, V - v0);
-    adam_rows(g.q01, at + 4u, H, V - v0);
-    if (v0 + 4u < V) {
-      adam_rows(g.q10, at + 4u * H, H, V - v0 - 4u);
-      adam_rows(g.q11, at + 4u * H + 4u, H, V - v0 - 4u);
+  if (u < LMW_UNITS + QKV_UNITS) {
+    // One 8×8 tile of a weight gradient, Σ_n a[n, r] · b[n, c]. Both kinds share the loop, so a
+    // SIMD row holding both runs it once (llvmpipe executes every branch some lane takes).
+    var a = 0u; // rows: d(logits) for lm_head, d(k|q|v) for the head's weights
+    var a_stride = 0u;
+    var x = 0u; // columns: out for lm_head, x for the head's weights
+    var x_stride = 0u;
+    var at = 0u; // the parameters' arena offset
+    var stride = 0u;
+    var rows = 8u;
+    if (u < LMW_UNITS) {
+      // d(W_lm)[v, h] = Σ_n d(logits)[n, v] · out[n, h]; rows past V do not exist.
+      let v0 = 8u * (u / (H / 8u));
+      let h0 = 8u * (u % (H / 8u));
+      a = GL_AT + v0;
+      a_stride = VP;
+      x = GO_AT + h0;
+      x_stride = H;
+      at = LMW_AT + v0 * H + h0;
+      stride = H;
+      rows = min(V - v0, 8u);
+    } else {
+      // d(W)[h, c] = Σ_n d(k|q|v)[n, h] · x[n, c].
+      let r = u - LMW_UNITS;
+      let which = r / ((H / 8u) * (C / 8u));
+      let hc = r - which * (H / 8u) * (C / 8u);
+      let h0 = 8u * (hc / (C / 8u));
+      let c0 = 8u * (hc % (C / 8u));
+      a = GD_AT + which * N * H + h0;
+      a_stride = H;
+      x = GX_AT + c0;
+      x_stride = C;
+      at = weight_at(which) + h0 * C + c0;
+      stride = C;
     }
-  } else if (u < LMW_UNITS + QKV_UNITS) {
-    // d(W)[h, c] = Σ_n d(k|q|v)[n, h] · x[n, c].
-    let r = u - LMW_UNITS;
-    let which = r / ((H / 8u) * (C / 8u));
-    let hc = r - which * (H / 8u) * (C / 8u);
-    let h0 = 8u * (hc / (C / 8u));
-    let c0 = 8u * (hc % (C / 8u));
-    let g = grad_tile8(GD_AT + which * N * H + h0, H, GX_AT + c0, C);
-    let at = weight_at(which) + h0 * C + c0;
-    adam_tile(g.q00, at, C);
-    adam_tile(g.q01, at + 4u, C);
-    adam_tile(g.q10, at + 4u * C, C);
-    adam_tile(g.q11, at + 4u * C + 4u, C);
+    let g = grad_tile8(a, a_stride, x, x_stride);
+    adam_rows(g.q00, at, stride, rows);
+    adam_rows(g.q01, at + 4u, stride, rows);
+    if (rows > 4u) {
+      adam_rows(g.q10, at + 4u * stride, stride, rows - 4u);
+      adam_rows(g.q11, at + 4u * stride + 4u, stride, rows - 4u);
+    }
   } else if (u < LMW_UNITS + QKV_UNITS + TOK_UNITS) {
     // Token table rows v0…v0+7, columns c0…c0+3: Σ of d(x) over the positions whose input is
     // the row, in position order (as kernels/embedding.wgsl's backward gathers).
@@ -660,8 +675,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     for (var b = 0u; b < B; b = b + 1u) {
       sum = sum + bitcast<f32>(word(LOSS_AT + b));
     }
-    losses[c % CAPACITY] = sum * (1.0 / f32(N));
-    counters[COUNTER] = c + 1u;
+    losses[c % p.capacity] = sum * (1.0 / f32(N));
+    counters[p.counter] = c + 1u;
   }
   // AdamW's step t is the batch number after the increment, as the graph path's adamw reads it.
   let t = f32(max(c + 1u, 1u));
@@ -678,9 +693,15 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 }
 
 //@kernel finish
+struct Params {
+  counter: u32,
+  capacity: u32,
+}
+
 @group(0) @binding(0) var<storage, read> scratch: array<u32>;
 @group(0) @binding(1) var<storage, read_write> counters: array<u32>;
 @group(0) @binding(2) var<storage, read_write> losses: array<f32>;
+@group(0) @binding(3) var<uniform> p: Params;
 
 @compute @workgroup_size(1)
 fn main() {
@@ -689,6 +710,6 @@ fn main() {
   for (var b = 0u; b < B; b = b + 1u) {
     sum = sum + bitcast<f32>(scratch[LOSS_AT + b]);
   }
-  losses[c % CAPACITY] = sum * (1.0 / f32(N));
-  counters[COUNTER] = c + 1u;
+  losses[c % p.capacity] = sum * (1.0 / f32(N));
+  counters[p.counter] = c + 1u;
 }
