@@ -95,6 +95,20 @@ struct Tile8 {
   q11: Tile,
 }
 
+// Row k (0…3) of a 4×4 tile, and row r (0…7) of an 8×8 tile's left or right half. Loops over
+// rows through these keep one copy of a store in the shader instead of one per row: the
+// kernels' compile time on llvmpipe grows with every inlined load and store.
+fn tile_row(m: Tile, k: u32) -> vec4<f32> {
+  return select(select(m.r3, m.r2, k == 2u), select(m.r1, m.r0, k == 0u), k < 2u);
+}
+
+fn tile8_row(m: Tile8, r: u32, right: bool) -> vec4<f32> {
+  let k = r & 3u;
+  let top = select(tile_row(m.q00, k), tile_row(m.q01, k), right);
+  let bottom = select(tile_row(m.q10, k), tile_row(m.q11, k), right);
+  return select(bottom, top, r < 4u);
+}
+
 fn zero_tile8() -> Tile8 {
   return Tile8(zero_tile(), zero_tile(), zero_tile(), zero_tile());
 }
@@ -150,6 +164,20 @@ fn store_tile_t(m: Tile, at: u32, stride: u32) {
   st4(at + stride, vec4<f32>(m.r0.y, m.r1.y, m.r2.y, m.r3.y));
   st4(at + 2u * stride, vec4<f32>(m.r0.z, m.r1.z, m.r2.z, m.r3.z));
   st4(at + 3u * stride, vec4<f32>(m.r0.w, m.r1.w, m.r2.w, m.r3.w));
+}
+
+fn store_tile8(m: Tile8, at: u32, stride: u32) {
+  for (var r = 0u; r < 8u; r = r + 1u) {
+    st4(at + r * stride, tile8_row(m, r, false));
+    st4(at + r * stride + 4u, tile8_row(m, r, true));
+  }
+}
+
+fn global_tile8(m: Tile8, at: u32, stride: u32) {
+  for (var r = 0u; r < 8u; r = r + 1u) {
+    g4(at + r * stride, tile8_row(m, r, false));
+    g4(at + r * stride + 4u, tile8_row(m, r, true));
+  }
 }
 
 fn global_tile(m: Tile, at: u32, stride: u32) {
@@ -235,11 +263,7 @@ fn forward(b: u32, li: u32) {
     let w = weight_at(which) + h0 * C;
     let rows = vec4<u32>(0u, 1u, 2u, 3u) * C;
     let m = dot_tile8(X_AT + t0 * C, C, w + rows, w + 4u * C + rows, C);
-    let at = K_AT + which * TH + t0 * H + h0;
-    store_tile(m.q00, at, H);
-    store_tile(m.q01, at + 4u, H);
-    store_tile(m.q10, at + 4u * H, H);
-    store_tile(m.q11, at + 4u * H + 4u, H);
+    store_tile8(m, K_AT + which * TH + t0 * H + h0, H);
   }
   sync();
   // Scores SCALE · q · kᵀ; tiles wholly above the diagonal are only masked.
@@ -311,11 +335,13 @@ fn forward(b: u32, li: u32) {
     let bias1 = w4(LMB_AT + v0 + 4u);
     let ok0 = r0 < vec4<u32>(V);
     let ok1 = r1 < vec4<u32>(V);
-    let at = L_AT + t0 * VP + v0;
-    store_tile(logit_rows(m.q00, bias0, ok0), at, VP);
-    store_tile(logit_rows(m.q01, bias1, ok1), at + 4u, VP);
-    store_tile(logit_rows(m.q10, bias0, ok0), at + 4u * VP, VP);
-    store_tile(logit_rows(m.q11, bias1, ok1), at + 4u * VP + 4u, VP);
+    let l = Tile8(
+      logit_rows(m.q00, bias0, ok0),
+      logit_rows(m.q01, bias1, ok1),
+      logit_rows(m.q10, bias0, ok0),
+      logit_rows(m.q11, bias1, ok1),
+    );
+    store_tile8(l, L_AT + t0 * VP + v0, VP);
   }
   sync();
   // Cross-entropy of each row (the padding's exp is exactly 0).
@@ -394,11 +420,7 @@ fn backward(b: u32, li: u32) {
       let w = LMW_AT + v * H + h0;
       m = outer_add8(m, ld4(a), ld4(a + 4u), w4(w), w4(w + 4u));
     }
-    let at = DO_AT + t0 * H + h0;
-    store_tile(m.q00, at, H);
-    store_tile(m.q01, at + 4u, H);
-    store_tile(m.q10, at + 4u * H, H);
-    store_tile(m.q11, at + 4u * H + 4u, H);
+    store_tile8(m, DO_AT + t0 * H + h0, H);
   }
   sync();
   // d(wei) = d(out) · vᵀ (into the scores' slot), and dv = weiᵀ · d(out).
@@ -478,11 +500,7 @@ fn backward(b: u32, li: u32) {
         m = outer_add8(m, ld4(a), ld4(a + 4u), w4(w), w4(w + 4u));
       }
     }
-    let at = GDX_AT + (b * T + t0) * C + c0;
-    global_tile(m.q00, at, C);
-    global_tile(m.q01, at + 4u, C);
-    global_tile(m.q10, at + 4u * C, C);
-    global_tile(m.q11, at + 4u * C + 4u, C);
+    global_tile8(m, GDX_AT + (b * T + t0) * C + c0, C);
   }
 }
 
@@ -596,13 +614,7 @@ fn run_unit(u: u32) {
       at = weight_at(which) + h0 * C + c0;
       stride = C;
     }
-    let g = grad_tile8(a, a_stride, x, x_stride);
-    adam_rows(g.q00, at, stride, rows);
-    adam_rows(g.q01, at + 4u, stride, rows);
-    if (rows > 4u) {
-      adam_rows(g.q10, at + 4u * stride, stride, rows - 4u);
-      adam_rows(g.q11, at + 4u * stride + 4u, stride, rows - 4u);
-    }
+    adam_tile8(grad_tile8(a, a_stride, x, x_stride), at, stride, rows, true);
   } else if (u < LMW_UNITS + QKV_UNITS + TOK_UNITS) {
     // Token table rows v0…v0+7, columns c0…c0+3: Σ of d(x) over the positions whose input is
     // the row, in position order (as kernels/embedding.wgsl's backward gathers).
@@ -626,44 +638,39 @@ fn run_unit(u: u32) {
         hi.r3 = hi.r3 + select(vec4<f32>(0.0), d, k == 7u);
       }
     }
-    let at = TOK_AT + v0 * C + c0;
-    adam_rows(lo, at, C, V - v0);
-    if (v0 + 4u < V) {
-      adam_rows(hi, at + 4u * C, C, V - v0 - 4u);
-    }
-  } else if (u < LMW_UNITS + QKV_UNITS + TOK_UNITS + LMB_UNITS) {
-    // d(b_lm)[v] = Σ_n d(logits)[n, v]; past V this updates the bias's zero padding, which
-    // stays zero.
-    let v0 = 4u * (u - LMW_UNITS - QKV_UNITS - TOK_UNITS);
-    var acc = vec4<f32>(0.0);
-    for (var n = 0u; n < N; n = n + 1u) {
-      acc = acc + g4(GL_AT + n * VP + v0);
-    }
-    adam4(LMB_AT + v0, acc);
+    adam_tile8(Tile8(lo, zero_tile(), hi, zero_tile()), TOK_AT + v0 * C + c0, C, min(V - v0, 8u), false);
   } else {
-    // d(pos)[t, c] = Σ_b d(x)[b·T + t, c].
-    let r = u - LMW_UNITS - QKV_UNITS - TOK_UNITS - LMB_UNITS;
-    let t = r / (C / 4u);
-    let c0 = 4u * (r % (C / 4u));
     var acc = vec4<f32>(0.0);
-    for (var b = 0u; b < B; b = b + 1u) {
-      acc = acc + g4(GDX_AT + (b * T + t) * C + c0);
+    var at = 0u;
+    if (u < LMW_UNITS + QKV_UNITS + TOK_UNITS + LMB_UNITS) {
+      // d(b_lm)[v] = Σ_n d(logits)[n, v]; past V this updates the bias's zero padding, which
+      // stays zero.
+      let v0 = 4u * (u - LMW_UNITS - QKV_UNITS - TOK_UNITS);
+      for (var n = 0u; n < N; n = n + 1u) {
+        acc = acc + g4(GL_AT + n * VP + v0);
+      }
+      at = LMB_AT + v0;
+    } else {
+      // d(pos)[t, c] = Σ_b d(x)[b·T + t, c].
+      let r = u - LMW_UNITS - QKV_UNITS - TOK_UNITS - LMB_UNITS;
+      let t = r / (C / 4u);
+      let c0 = 4u * (r % (C / 4u));
+      for (var b = 0u; b < B; b = b + 1u) {
+        acc = acc + g4(GDX_AT + (b * T + t) * C + c0);
+      }
+      at = POS_AT + t * C + c0;
     }
-    adam4(POS_AT + t * C + c0, acc);
+    adam4(at, acc);
   }
 }
 
-// AdamW on the first min(rows, 4) rows of a 4×4 tile.
-fn adam_rows(g: Tile, at: u32, stride: u32, rows: u32) {
-  adam4(at, g.r0);
-  if (rows > 1u) {
-    adam4(at + stride, g.r1);
-  }
-  if (rows > 2u) {
-    adam4(at + 2u * stride, g.r2);
-  }
-  if (rows > 3u) {
-    adam4(at + 3u * stride, g.r3);
+// AdamW on the first `rows` rows of an 8-row gradient tile: both vec4 halves of each row when
+// `wide`, else the left one.
+fn adam_tile8(g: Tile8, at: u32, stride: u32, rows: u32, wide: bool) {
+  for (var r = 0u; r < rows; r = r + 1u) {
+    for (var half = 0u; half < select(1u, 2u, wide); half = half + 1u) {
+      adam4(at + r * stride + 4u * half, tile8_row(g, r, half == 1u));
+    }
   }
 }
 
