@@ -109,7 +109,7 @@ export function planFusedAttentionHead(
   const store = workgroupBytes <= gpu.limits.maxComputeWorkgroupStorageSize && !forceStorage
     ? "workgroup"
     : "storage";
-  const bytes = 4 * scratchLayout(s, true, store).words;
+  const bytes = 4 * scratchLayout(s, store).words;
   if (bytes > gpu.limits.maxStorageBufferBindingSize) {
     return {
       ok: false,
@@ -120,12 +120,12 @@ export function planFusedAttentionHead(
   return { ok: true, store, loops };
 }
 
-function scratchLayout(s: AttentionHeadShape, withGrad: boolean, store: "workgroup" | "storage") {
+function scratchLayout(s: AttentionHeadShape, store: "workgroup" | "storage") {
   const lossAt = 4;
   const gAt = Math.ceil((lossAt + s.B) / 4) * 4;
   const N = s.B * s.T;
   const perPosition = N * (2 * s.C + 4 * s.H + paddedVocab(s.V)) + Math.ceil(N / 4) * 4;
-  const actAt = gAt + (withGrad ? perPosition : 0);
+  const actAt = gAt + perPosition;
   const words = actAt + (store === "storage" ? s.B * activationFloats(s) : 0);
   return { lossAt, gAt, actAt, words };
 }
@@ -312,7 +312,9 @@ function recordSequence(
 ): { r: Resolved; scratch: Tensor; consts: string } {
   const r = resolveShape(op, a);
   const { B, T, C, H, V } = r.shape;
-  const layout = scratchLayout(r.shape, withGrad, r.plan.store);
+  // The same layout for evaluation (its per-position region goes unused), so that both share
+  // one shader.
+  const layout = scratchLayout(r.shape, r.plan.store);
   const scratch = createTensor(rec.gpu, [layout.words], "u32", "fused_attention_head.scratch");
   requireDisjoint(op, [scratch], [a.tokens, a.counters, a.params]);
   const consts = constants({
@@ -326,17 +328,17 @@ function recordSequence(
     ACT_AT: layout.actAt,
     WG: SEQUENCE_WG,
     ...r.offsets,
-  }, 1 / Math.sqrt(H)) + `const WITH_GRAD: bool = ${withGrad};\n`;
+  }, 1 / Math.sqrt(H));
   const code = consts + philoxSource +
     (r.plan.store === "workgroup" ? WORKGROUP_STORE : STORAGE_STORE) +
     wgslSection(source, "sequence");
   const params = uniformU32(
     rec.gpu,
-    [a.key[0], a.key[1], a.tokens.size, a.counterIndex],
+    [a.key[0], a.key[1], a.tokens.size, a.counterIndex, withGrad ? 1 : 0],
     "fused_attention_head.batch",
   );
   rec.dispatch(
-    { name: withGrad ? "fused_attention_head_grad" : "fused_attention_head_loss", code },
+    { name: "fused_attention_head_sequence", code },
     [a.tokens, a.counters, a.params, scratch, params],
     B,
   );
@@ -372,26 +374,43 @@ export function fusedAttentionHeadStep(
     if (!Number.isFinite(value)) throw new RangeError(`${op}: ${name} = ${value} is not finite`);
   }
   const { r, scratch, consts } = recordSequence(rec, op, a, true);
+  recordUpdate(rec, consts, [params, m, v, scratch], a, o, Math.ceil(updateUnits(r.shape) / 64));
+}
+
+/**
+ * The `update` dispatch; with no optimizer it only writes the mean loss and increments the
+ * counter (an evaluation batch), binding small placeholders for the arenas it leaves alone.
+ */
+function recordUpdate(
+  rec: Recorder,
+  consts: string,
+  [params, m, v, scratch]: Tensor[],
+  a: FusedAttentionHeadBatch,
+  o: Required<Omit<FusedAttentionHeadOptimizer, "m" | "v">> | undefined,
+  workgroups: number,
+): void {
+  const adam = o ?? { lr: 0, weightDecay: 0, beta1: 0.9, beta2: 0.999, eps: 1e-8 };
   // The same host-side values, rounded once to f32, as kernels/adamw.ts uploads.
   const uniform = uniformU32(
     rec.gpu,
     [
-      o.lr,
-      1 - o.lr * o.weightDecay,
-      o.beta1,
-      1 - o.beta1,
-      o.beta2,
-      1 - o.beta2,
-      Math.log(o.beta1),
-      Math.log(o.beta2),
-      o.eps,
-    ].map(f32Bits).concat([a.counterIndex, a.losses.size]),
-    "fused_attention_head.adamw",
+      adam.lr,
+      1 - adam.lr * adam.weightDecay,
+      adam.beta1,
+      1 - adam.beta1,
+      adam.beta2,
+      1 - adam.beta2,
+      Math.log(adam.beta1),
+      Math.log(adam.beta2),
+      adam.eps,
+    ].map(f32Bits).concat([a.counterIndex, a.losses.size, o ? 0 : 1]),
+    "fused_attention_head.update",
   );
+  // One pipeline for training and evaluation (see `finish_only` in the .wgsl file).
   rec.dispatch(
     { name: "fused_attention_head_update", code: consts + wgslSection(source, "update") },
     [params, m, v, scratch, a.counters, a.losses, uniform],
-    Math.ceil(updateUnits(r.shape) / 64),
+    workgroups,
   );
 }
 
@@ -400,14 +419,13 @@ export function fusedAttentionHeadEval(rec: Recorder, a: FusedAttentionHeadBatch
   const op = "fusedAttentionHeadEval";
   requireDisjoint(op, [a.counters, a.losses], [a.tokens, a.params]);
   const { scratch, consts } = recordSequence(rec, op, a, false);
-  rec.dispatch(
-    { name: "fused_attention_head_finish", code: consts + wgslSection(source, "finish") },
-    [
-      scratch,
-      a.counters,
-      a.losses,
-      uniformU32(rec.gpu, [a.counterIndex, a.losses.size], "fused_attention_head.finish"),
-    ],
+  const placeholder = (name: string) => createTensor(rec.gpu, [4], "f32", name);
+  recordUpdate(
+    rec,
+    consts,
+    [placeholder("eval.params"), placeholder("eval.m"), placeholder("eval.v"), scratch],
+    a,
+    undefined,
     1,
   );
 }

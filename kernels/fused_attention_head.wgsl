@@ -8,7 +8,8 @@
 //             positions in position order (the products the graph path's matmuls compute), then
 //             applies AdamW as kernels/adamw.wgsl; invocation 0 writes the mean loss and
 //             increments the batch counter;
-//   finish:   (evaluation) the mean loss and the counter increment alone.
+//             An evaluation batch runs `sequence` without the backward pass and `update` with
+//             only its invocation 0's part.
 // No float atomics and no scheduling-dependent order: every sum walks its terms in a fixed
 // order, so results are bit-identical run to run. They are not bit-identical to the autograd
 // graph, whose matmuls and reductions group their terms differently
@@ -123,6 +124,11 @@ struct Params {
   key: vec2<u32>,
   nt: u32, // tokens in the split
   counter: u32, // counters slot: the batch number (incremented by `update` / `finish`)
+  // 1 when training (backward pass and the per-position tensors for `update`), 0 to evaluate.
+  // A uniform rather than a constant: training and evaluation share one shader, which llvmpipe
+  // then compiles once, during the harness's setup (its step-0 estimate), not in the first
+  // chunk of timed training steps.
+  with_grad: u32,
 }
 
 @group(0) @binding(0) var<storage, read> tokens: array<u32>;
@@ -232,13 +238,13 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     let id = tokens[offset + t];
     ids[t] = id;
     tgt[t] = tokens[offset + t + 1u];
-    if (WITH_GRAD) {
+    if (p.with_grad != 0u) {
       put_word(GID_AT + b * T + t, id);
     }
   }
   sync();
   forward(b, li);
-  if (WITH_GRAD) {
+  if (p.with_grad != 0u) {
     backward(b, li);
   }
 }
@@ -249,7 +255,7 @@ fn forward(b: u32, li: u32) {
     let id = min(ids[t], V - 1u);
     let x = w4(TOK_AT + id * C + 4u * (u - t * (C / 4u))) + w4(POS_AT + 4u * u);
     st4(X_AT + 4u * u, x);
-    if (WITH_GRAD) {
+    if (p.with_grad != 0u) {
       g4(GX_AT + b * T * C + 4u * u, x);
     }
   }
@@ -318,7 +324,7 @@ fn forward(b: u32, li: u32) {
       m = outer_add(m, ld4(WT_AT + j * T + i0), ld4(V_AT + j * H + h0));
     }
     store_tile(m, O_AT + i0 * H + h0, H);
-    if (WITH_GRAD) {
+    if (p.with_grad != 0u) {
       global_tile(m, GO_AT + (b * T + i0) * H + h0, H);
     }
   }
@@ -520,6 +526,9 @@ struct Params {
   eps: f32,
   counter: u32,
   capacity: u32, // slots in losses
+  // 1 for an evaluation batch: only the mean loss and the counter increment (the evaluation
+  // shares this shader so that llvmpipe compiles it during the harness's setup).
+  finish_only: u32,
 }
 
 @group(0) @binding(0) var<storage, read_write> params: array<vec4<f32>>;
@@ -685,6 +694,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     losses[c % p.capacity] = sum * (1.0 / f32(N));
     counters[p.counter] = c + 1u;
   }
+  if (p.finish_only != 0u) {
+    return;
+  }
   // AdamW's step t is the batch number after the increment, as the graph path's adamw reads it.
   let t = f32(max(c + 1u, 1u));
   step_size = p.lr / one_minus_exp(t * p.ln_beta1);
@@ -697,26 +709,4 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       run_unit(u);
     }
   }
-}
-
-//@kernel finish
-struct Params {
-  counter: u32,
-  capacity: u32,
-}
-
-@group(0) @binding(0) var<storage, read> scratch: array<u32>;
-@group(0) @binding(1) var<storage, read_write> counters: array<u32>;
-@group(0) @binding(2) var<storage, read_write> losses: array<f32>;
-@group(0) @binding(3) var<uniform> p: Params;
-
-@compute @workgroup_size(1)
-fn main() {
-  let c = scratch[0];
-  var sum: f32 = 0.0;
-  for (var b = 0u; b < B; b = b + 1u) {
-    sum = sum + bitcast<f32>(scratch[LOSS_AT + b]);
-  }
-  losses[c % p.capacity] = sum * (1.0 / f32(N));
-  counters[p.counter] = c + 1u;
 }
