@@ -199,17 +199,17 @@ Deno.test("the automatic choice takes the texture kernel for large shapes, and i
   ok(chooseMatmulKernel(dims(256, 65, 65), { transA: true, transB: true }) === "buffer");
   ok(chooseMatmulKernel(dims(64, 4096, 64)) === "buffer");
   // Two layouts through the automatic path at sizes where it picks textures; a shape whose
-  // packed a would exceed maxTextureDimension2D (8,200 rows) must fall back to the buffer
-  // kernel rather than fail, and a batch above maxTextureArrayLayers (257) runs in chunks.
-  const gpu = await getGpu();
-  ok(gpu.limits.maxTextureDimension2D < 8200 && gpu.limits.maxTextureArrayLayers < 257);
-  ok(chooseMatmulKernel(dims(8200, 4, 200)) === "texture");
-  ok(chooseMatmulKernel(dims(200, 4, 200, 257)) === "texture");
-  const batchedA = operands(200, 4, 200, {}, 257);
+  // packed a would be taller than maxTextureDimension2D must fall back to the buffer kernel
+  // rather than fail, and a batch above maxTextureArrayLayers runs in chunks.
+  const { maxTextureDimension2D, maxTextureArrayLayers } = (await getGpu()).limits;
+  const tall = maxTextureDimension2D + 8, manyBatches = maxTextureArrayLayers + 1;
+  ok(chooseMatmulKernel(dims(tall, 4, 200)) === "texture");
+  ok(chooseMatmulKernel(dims(200, 4, 200, manyBatches)) === "texture");
+  const batchedA = operands(200, 4, 200, {}, manyBatches);
   await check([
     operands(200, 190, 210, {}),
     operands(230, 257, 300, { transA: true, transB: true }),
-    operands(8200, 4, 200, {}),
+    operands(tall, 4, 200, {}),
     { ...batchedA, b: batchedA.b.slice(1) },
   ]);
 });
@@ -218,12 +218,11 @@ Deno.test("the buffer and texture kernels agree bit for bit", async () => {
   // Same fused multiply-adds in the same order, and the texture path's zero padding adds
   // exact zeros: which kernel the dispatcher picks never changes a result.
   const gpu = await getGpu();
-  for (
-    const [M, K, N, opts] of [[65, 65, 65, {}], [40, 37, 48, {
-      transA: true,
-      transB: true,
-    }]] as const
-  ) {
+  const shapes: [number, number, number, MatmulOptions][] = [
+    [65, 65, 65, {}],
+    [40, 37, 48, { transA: true, transB: true }],
+  ];
+  for (const [M, K, N, opts] of shapes) {
     const c = operands(M, K, N, opts);
     const a = createTensor(gpu, c.a, "f32", "a", rand(M * K, 91));
     const b = createTensor(gpu, c.b, "f32", "b", rand(K * N, 92));
@@ -260,15 +259,17 @@ Deno.test("matmul reads and writes tensor views inside larger buffers", async ()
   const arena = createTensor(gpu, [4096], "f32", "arena", rand(4096, 77));
   const a = tensorView(arena, 256, [6, 10], "a.view");
   const b = tensorView(arena, 1024, [10, 12], "b.view");
-  const outArena = createTensor(gpu, [1024], "f32", "outArena");
-  const out = tensorView(outArena, 512, [6, 12], "out.view");
-  await runOnce(gpu, (rec) => matmul(rec, a, b, out));
   const host = await readF32(arena);
   const want = matmulReference(host.subarray(64, 124), [6, 10], host.subarray(256, 376), [10, 12]);
-  ok(relErr(await readF32(out), want) < 1e-5);
-  const whole = await readF32(outArena);
-  ok(whole.subarray(0, 128).every((v) => v === 0), "matmul wrote before its view");
-  ok(whole.subarray(128 + 72).every((v) => v === 0), "matmul wrote past its view");
+  for (const kernel of ["buffer", "texture"] as const) {
+    const outArena = createTensor(gpu, [1024], "f32", "outArena");
+    const out = tensorView(outArena, 512, [6, 12], "out.view");
+    await runOnce(gpu, (rec) => matmul(rec, a, b, out, { kernel }));
+    ok(relErr(await readF32(out), want) < 1e-5, `${kernel} kernel`);
+    const whole = await readF32(outArena);
+    ok(whole.subarray(0, 128).every((v) => v === 0), `${kernel} kernel wrote before its view`);
+    ok(whole.subarray(128 + 72).every((v) => v === 0), `${kernel} kernel wrote past its view`);
+  }
 });
 
 /** Central finite differences of a float64 scalar function of one flat parameter vector. */
