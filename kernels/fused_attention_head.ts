@@ -49,7 +49,7 @@ function paddedVocab(V: number): number {
 
 /** Floats of one sequence's activations (the layout at the top of the .wgsl file). */
 export function activationFloats({ T, C, H, V }: AttentionHeadShape): number {
-  return T * C + 8 * T * H + 5 * T * T + 2 * T * paddedVocab(V) + 2 * T;
+  return T * C + 8 * T * H + 4 * T * T + 2 * T * paddedVocab(V) + 2 * T;
 }
 
 /** Work units of the `update` kernel, one invocation each (as UNITS in the .wgsl file). */

@@ -47,8 +47,10 @@ const S_AT: u32 = V_AT + TH; // scores, later d(wei)       [T, T]
 const W_AT: u32 = S_AT + TT; // wei = softmax(scores)      [T, T]
 const WT_AT: u32 = W_AT + TT; //                           [T, T]
 const DS_AT: u32 = WT_AT + TT; // d(scores)                [T, T]
-const DST_AT: u32 = DS_AT + TT; //                         [T, T]
-const O_AT: u32 = DST_AT + TT; // out = wei · v            [T, H]
+// d(scores)ᵀ takes weiᵀ's slot: only the forward pass reads weiᵀ. (The saving keeps blockSize
+// 16 at the default widths within llvmpipe's 32 KiB of workgroup memory.)
+const DST_AT: u32 = WT_AT; //                              [T, T]
+const O_AT: u32 = DS_AT + TT; // out = wei · v             [T, H]
 const L_AT: u32 = O_AT + TH; // logits                   [T, VP]
 const LT_AT: u32 = L_AT + T * VP; // d(logits)ᵀ            [VP, T]
 const LSE_AT: u32 = LT_AT + VP * T; // log-sum-exp per row [T]
