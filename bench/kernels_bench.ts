@@ -7,7 +7,8 @@
  * submit, so the ~30 µs launch cost is what a training step pays, not a 10 ms host round trip);
  * the plan is compiled and run once as a warm-up, `reps` is calibrated so that one submission
  * takes about 0.3 s, then each of five trials times submit → a 4-byte readback of the output,
- * which cannot complete before the last dispatch has. The figure is the median trial, less the
+ * which cannot complete before the last dispatch has. A shape's two matmul kernels take turns
+ * trial by trial, so both see the same machine. The figure is the median trial, less the
  * median time of an empty readback (Deno notices completion on a ~10 ms poll, which would
  * otherwise count as kernel time), divided by `reps`. The CI machines' two cores are shared,
  * so figures move by ±10% between runs; the median keeps one slow trial out.
@@ -78,13 +79,21 @@ interface Timing {
   trials: number[];
 }
 
-/** Seconds per repetition of `record` (see the module comment for the method). */
-async function timePerRep(
+/** A compiled, calibrated and warmed plan of `reps` repetitions of one op. */
+interface Prepared {
+  plan: Plan;
+  reps: number;
+  /** Read back after each submission: its last write ends the timed interval. */
+  out: Tensor;
+}
+
+/** Compiles `record`, then grows its plan until one submission takes about TRIAL_SECONDS. */
+async function prepare(
   gpu: Gpu,
   floorMs: number,
   record: (rec: Recorder) => void,
   out: Tensor,
-): Promise<Timing> {
+): Promise<Prepared> {
   const planOf = async (reps: number) => {
     const rec = new Recorder(gpu);
     for (let i = 0; i < reps; i++) record(rec);
@@ -101,9 +110,36 @@ async function timePerRep(
   const want = Math.max(2, Math.min(8192, Math.round((reps * TRIAL_SECONDS * 1000) / ms)));
   if (want !== reps) plan = await planOf(reps = want);
   await timeSubmission(gpu, plan, out);
-  const trials: number[] = [];
-  for (let t = 0; t < TRIALS; t++) trials.push(await timeSubmission(gpu, plan, out));
-  return { seconds: Math.max(1e-9, median(trials) - floorMs) / 1000 / reps, reps, trials };
+  return { plan, reps, out };
+}
+
+/**
+ * Times TRIALS submissions of each prepared plan, taking turns, so that ops compared with
+ * each other see the same share of a busy machine.
+ */
+async function measure(gpu: Gpu, floorMs: number, prepared: Prepared[]): Promise<Timing[]> {
+  const trials = prepared.map((): number[] => []);
+  for (let t = 0; t < TRIALS; t++) {
+    for (const [i, p] of prepared.entries()) {
+      trials[i].push(await timeSubmission(gpu, p.plan, p.out));
+    }
+  }
+  return prepared.map((p, i) => ({
+    seconds: Math.max(1e-9, median(trials[i]) - floorMs) / 1000 / p.reps,
+    reps: p.reps,
+    trials: trials[i],
+  }));
+}
+
+/** Seconds per repetition of `record` (see the module comment for the method). */
+async function timePerRep(
+  gpu: Gpu,
+  floorMs: number,
+  record: (rec: Recorder) => void,
+  out: Tensor,
+): Promise<Timing> {
+  const [timing] = await measure(gpu, floorMs, [await prepare(gpu, floorMs, record, out)]);
+  return timing;
 }
 
 function detail(reps: number, extra = ""): string {
@@ -114,42 +150,52 @@ function trialsMs(timing: Timing): number[] {
   return timing.trials.map((t) => Math.round(t * 10) / 10);
 }
 
+/**
+ * GFLOP/s of one matmul shape with each of `kernels` (default: the dispatcher's choice), timed
+ * in alternation. The texture kernel's packing dispatches are recorded by matmul itself, so
+ * they are part of every timed repetition.
+ */
 async function benchMatmul(
   gpu: Gpu,
   floorMs: number,
   M: number,
   K: number,
   N: number,
-  opts: MatmulOptions & { kernel?: MatmulKernel } = {},
-): Promise<BenchResult> {
+  opts: MatmulOptions = {},
+  kernels?: MatmulKernel[],
+): Promise<BenchResult[]> {
   const a = await randomTensor(gpu, opts.transA ? [K, M] : [M, K], "a");
   const b = await randomTensor(gpu, opts.transB ? [N, K] : [K, N], "b");
-  const out = createTensor(gpu, [M, N], "f32", "out");
-  const auto = chooseMatmulKernel(matmulDims(a, b, out, opts));
-  const kernel = opts.kernel ?? auto;
-  const flops = 2 * M * N * K;
-  // The texture kernel's packing dispatches are recorded by matmul itself, so they are timed.
-  const timing = await timePerRep(
-    gpu,
-    floorMs,
-    (rec) => matmul(rec, a, b, out, { ...opts, kernel }),
-    out,
-  );
-  const flags = `${opts.transA ? " Aᵀ" : ""}${opts.transB ? " Bᵀ" : ""}`;
-  const which = kernel === auto ? `${kernel}, chosen` : `${kernel}, forced`;
-  return {
-    name: `matmul (${M}×${K})·(${K}×${N})${flags} [${which}]`,
-    value: flops / timing.seconds / 1e9,
-    unit: "GFLOP/s",
-    detail: detail(timing.reps, kernel === "texture" ? ", packing included" : ""),
-    trialsMs: trialsMs(timing),
+  const outs = new Map<MatmulKernel, Tensor>();
+  const outFor = (kernel: MatmulKernel) => {
+    let out = outs.get(kernel);
+    if (!out) outs.set(kernel, out = createTensor(gpu, [M, N], "f32", `out.${kernel}`));
+    return out;
   };
-}
-
-/** The kernel the dispatcher does not choose for a shape: the comparison row. */
-function otherKernel(M: number, K: number, N: number): MatmulKernel {
-  const dims = { batch: 1, M, N, K, aBatched: false, bBatched: false };
-  return chooseMatmulKernel(dims) === "texture" ? "buffer" : "texture";
+  const chosen = chooseMatmulKernel(matmulDims(a, b, outFor("buffer"), opts), opts);
+  const which = kernels ?? [chosen];
+  const prepared: Prepared[] = [];
+  for (const kernel of which) {
+    const out = outFor(kernel);
+    prepared.push(
+      await prepare(gpu, floorMs, (rec) => matmul(rec, a, b, out, { ...opts, kernel }), out),
+    );
+  }
+  const timings = await measure(gpu, floorMs, prepared);
+  const flops = 2 * M * N * K;
+  const flags = `${opts.transA ? " Aᵀ" : ""}${opts.transB ? " Bᵀ" : ""}`;
+  const alternating = which.length > 1 ? `, alternating with the ${which.join("/")} kernels` : "";
+  return which.map((kernel, i) => ({
+    name: `matmul (${M}×${K})·(${K}×${N})${flags} [${kernel}, ` +
+      `${kernel === chosen ? "chosen" : "forced"}]`,
+    value: flops / timings[i].seconds / 1e9,
+    unit: "GFLOP/s",
+    detail: detail(
+      timings[i].reps,
+      (kernel === "texture" ? ", packing included" : "") + alternating,
+    ),
+    trialsMs: trialsMs(timings[i]),
+  }));
 }
 
 /** Runs every kernel benchmark and returns the figures. */
@@ -164,13 +210,16 @@ export async function benchKernels(): Promise<BenchResult[]> {
     [256, 65, 65],
     [512, 64, 256],
   ];
+  // Each shape with both kernels, the dispatcher's choice first: the other row is what the
+  // choice is measured against.
   for (const [M, K, N] of shapes) {
-    results.push(await benchMatmul(gpu, floorMs, M, K, N));
-    results.push(await benchMatmul(gpu, floorMs, M, K, N, { kernel: otherKernel(M, K, N) }));
+    const chosen = chooseMatmulKernel({ batch: 1, M, N, K, aBatched: false, bBatched: false });
+    const kernels: MatmulKernel[] = [chosen, chosen === "texture" ? "buffer" : "texture"];
+    results.push(...await benchMatmul(gpu, floorMs, M, K, N, {}, kernels));
   }
   // The two gradient layouts of a Linear layer: dX = dY·Wᵀ and dW = Xᵀ·dY.
-  results.push(await benchMatmul(gpu, floorMs, 512, 512, 512, { transB: true }));
-  results.push(await benchMatmul(gpu, floorMs, 512, 512, 512, { transA: true }));
+  results.push(...await benchMatmul(gpu, floorMs, 512, 512, 512, { transB: true }));
+  results.push(...await benchMatmul(gpu, floorMs, 512, 512, 512, { transA: true }));
 
   // Attention weights of a small GPT: B·heads = 24 matrices of T×T = 256×256, causal, scaled.
   // Traffic: every score read once and every weight written once, 8 bytes per element.
