@@ -66,20 +66,25 @@ export function sequenceLoopCount(s: AttentionHeadShape, withGrad: boolean, wg =
   const { T, C, H, V } = s;
   const VP = paddedVocab(V);
   const phase = (items: number, inner: number) => Math.ceil(items / wg) * (inner + 2) + 1;
-  let n = phase(T, 0) + phase(T * C / 4, 0) + phase(3 * (T / 8) * (H / 8), C / 4) +
+  // An 8×8 tile's store is a loop of 8 rows (store_tile8 / global_tile8).
+  const store8 = 9;
+  let n = phase(T, 0) + phase(T * C / 4, 0) + phase(3 * (T / 8) * (H / 8), C / 4 + store8) +
     phase((T / 4) ** 2, H / 4) + phase(T, 2 * T + T / 4 + 3) + phase((T / 4) * (H / 4), T) +
-    phase((T / 8) * (VP / 8), H / 4) + phase(T, VP / 2) + T + 1;
+    phase((T / 8) * (VP / 8), H / 4 + store8) + phase(T, VP / 2) + T + 1;
   if (withGrad) {
-    n += phase((T / 4) * (VP / 4), 0) + phase((T / 8) * (H / 8), V) +
+    n += phase((T / 4) * (VP / 4), 0) + phase((T / 4) * (H / 8), V) +
       phase((T / 4) ** 2 + (T / 4) * (H / 4), Math.max(H / 4, T)) + phase(T, T + T / 4 + 1) +
-      phase(2 * (T / 4) * (H / 4), T) + phase((T / 8) * (C / 8), 4 * H + 1);
+      phase(2 * (T / 4) * (H / 4), T) + phase((T / 4) * (C / 8), 4 * H + 1);
   }
   return n;
 }
 
-/** Upper bound on the loop iterations of one invocation of the `update` kernel. */
+/**
+ * Upper bound on the loop iterations of one invocation of the `update` kernel: one unit (its
+ * sum over all B·T positions, then AdamW over at most 8 rows of two vec4s), and the loss sum.
+ */
 function updateLoopCount(s: AttentionHeadShape): number {
-  return s.B * s.T + s.B + 16;
+  return 2 * (s.B * s.T + 1 + 8 * 3 + 1) + s.B + 4;
 }
 
 /**

@@ -181,13 +181,6 @@ fn store_tile8(m: Tile8, at: u32, stride: u32) {
   }
 }
 
-fn global_tile8(m: Tile8, at: u32, stride: u32) {
-  for (var r = 0u; r < 8u; r = r + 1u) {
-    g4(at + r * stride, tile8_row(m, r, false));
-    g4(at + r * stride + 4u, tile8_row(m, r, true));
-  }
-}
-
 fn global_tile(m: Tile, at: u32, stride: u32) {
   g4(at, m.r0);
   g4(at + stride, m.r1);
@@ -418,17 +411,21 @@ fn backward(b: u32, li: u32) {
     global_tile(d, GL_AT + (b * T + t0) * VP + v0, VP);
   }
   sync();
-  // d(out) = d(logits) · W_lm: Σ over v of d(logits)ᵀ[v, t0…] ⊗ W_lm[v, h0…].
-  for (var u = li; u < (T / 8u) * (H / 8u); u = u + WG) {
-    let t0 = 8u * (u / (H / 8u));
+  // d(out) = d(logits) · W_lm: Σ over v of d(logits)ᵀ[v, t0…] ⊗ W_lm[v, h0…], in tiles of 4
+  // positions × 8 outputs: enough tiles to fill a SIMD row at the default shape.
+  for (var u = li; u < (T / 4u) * (H / 8u); u = u + WG) {
+    let t0 = 4u * (u / (H / 8u));
     let h0 = 8u * (u % (H / 8u));
-    var m = zero_tile8();
+    var left = zero_tile();
+    var right = zero_tile();
     for (var v = 0u; v < V; v = v + 1u) {
-      let a = LT_AT + v * T + t0;
+      let a = ld4(LT_AT + v * T + t0);
       let w = LMW_AT + v * H + h0;
-      m = outer_add8(m, ld4(a), ld4(a + 4u), w4(w), w4(w + 4u));
+      left = outer_add(left, a, w4(w));
+      right = outer_add(right, a, w4(w + 4u));
     }
-    store_tile8(m, DO_AT + t0 * H + h0, H);
+    store_tile(left, DO_AT + t0 * H + h0, H);
+    store_tile(right, DO_AT + t0 * H + h0 + 4u, H);
   }
   sync();
   // d(wei) = d(out) · vᵀ (into the scores' slot), and dv = weiᵀ · d(out).
@@ -496,19 +493,23 @@ fn backward(b: u32, li: u32) {
     global_tile(m, GD_AT + which * N * H + (b * T + t0) * H + h0, H);
   }
   sync();
-  // d(x) = dk · Wk + dq · Wq + dv · Wv, only for `update` (the embeddings' gradients).
-  for (var u = li; u < (T / 8u) * (C / 8u); u = u + WG) {
-    let t0 = 8u * (u / (C / 8u));
+  // d(x) = dk · Wk + dq · Wq + dv · Wv, only for `update` (the embeddings' gradients), in
+  // tiles of 4 positions × 8 columns.
+  for (var u = li; u < (T / 4u) * (C / 8u); u = u + WG) {
+    let t0 = 4u * (u / (C / 8u));
     let c0 = 8u * (u % (C / 8u));
-    var m = zero_tile8();
+    var left = zero_tile();
+    var right = zero_tile();
     for (var h = 0u; h < H; h = h + 1u) {
       for (var which = 0u; which < 3u; which = which + 1u) {
-        let a = DKT_AT + which * TH + h * T + t0;
+        let a = ld4(DKT_AT + which * TH + h * T + t0);
         let w = weight_at(which) + h * C + c0;
-        m = outer_add8(m, ld4(a), ld4(a + 4u), w4(w), w4(w + 4u));
+        left = outer_add(left, a, w4(w));
+        right = outer_add(right, a, w4(w + 4u));
       }
     }
-    global_tile8(m, GDX_AT + (b * T + t0) * C + c0, C);
+    global_tile(left, GDX_AT + (b * T + t0) * C + c0, C);
+    global_tile(right, GDX_AT + (b * T + t0) * C + c0 + 4u, C);
   }
 }
 

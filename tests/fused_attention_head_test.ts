@@ -230,6 +230,32 @@ for (const forceStorage of [false, true]) {
   });
 }
 
+Deno.test("both activation stores give bit-identical steps", async () => {
+  const s = { B: 4, T: 8, C: 16, H: 16, V: 17 };
+  const run = async (forceStorage: boolean) => {
+    const f = await fixture(s, 13);
+    await runOnce(f.gpu, (rec) => {
+      for (let i = 0; i < 3; i++) {
+        fusedAttentionHeadStep(rec, {
+          ...f.batch,
+          counterIndex: 0,
+          key: [3, 1],
+          m: f.store.arenas.m,
+          v: f.store.arenas.v,
+          lr: 0.01,
+          weightDecay: 0.1,
+          forceStorage,
+        });
+      }
+    });
+    return { params: await f.store.read(), losses: await readF32(f.batch.losses) };
+  };
+  const inWorkgroup = await run(false);
+  const inStorage = await run(true);
+  assert.deepEqual(inStorage.losses, inWorkgroup.losses);
+  assert.deepEqual(inStorage.params, inWorkgroup.params);
+});
+
 Deno.test("fused attention_head eval writes the reference loss and leaves parameters alone", async () => {
   const s = { B: 5, T: 16, C: 8, H: 16, V: 21 };
   const f = await fixture(s, 9);
