@@ -52,10 +52,15 @@ export function activationFloats({ T, C, H, V }: AttentionHeadShape): number {
   return T * C + 8 * T * H + 4 * T * T + 2 * T * paddedVocab(V) + 2 * T;
 }
 
-/** Work units of the `update` kernel, one invocation each (as UNITS in the .wgsl file). */
-function updateUnits({ T, C, H, V }: AttentionHeadShape): number {
+/**
+ * SIMD rows of work units of the `update` kernel (ROWS in the .wgsl file): each kind of unit
+ * padded to whole rows of 8, the two weight-tile kinds together.
+ */
+function updateRows({ T, C, H, V }: AttentionHeadShape): number {
   const VP = paddedVocab(V);
-  return (VP / 8) * (H / 8) + 3 * (H / 8) * (C / 8) + (VP / 8) * (C / 4) + VP / 4 + T * C / 4;
+  const rows = (units: number) => Math.ceil(units / 8);
+  return rows((VP / 8) * (H / 8) + 3 * (H / 8) * (C / 8)) + rows((VP / 8) * (C / 4)) +
+    rows(VP / 4) + rows(T * C / 4);
 }
 
 /**
@@ -379,7 +384,8 @@ export function fusedAttentionHeadStep(
     if (!Number.isFinite(value)) throw new RangeError(`${op}: ${name} = ${value} is not finite`);
   }
   const { r, scratch, consts } = recordSequence(rec, op, a, true);
-  recordUpdate(rec, consts, [params, m, v, scratch], a, o, Math.ceil(updateUnits(r.shape) / 64));
+  // Workgroups of 64 invocations hold 8 SIMD rows each.
+  recordUpdate(rec, consts, [params, m, v, scratch], a, o, Math.ceil(updateRows(r.shape) / 8));
 }
 
 /**

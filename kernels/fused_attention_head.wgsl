@@ -589,6 +589,39 @@ const TOK_UNITS: u32 = (VP / 8u) * (C / 4u);
 const LMB_UNITS: u32 = VP / 4u;
 const POS_UNITS: u32 = T * C / 4u;
 const UNITS: u32 = LMW_UNITS + QKV_UNITS + TOK_UNITS + LMB_UNITS + POS_UNITS;
+// Each kind's units padded to whole SIMD rows of 8 (the two weight-tile kinds share their loop,
+// so they pad together): a row of invocations then runs one kind's loop, not two.
+const HEAVY_UNITS: u32 = LMW_UNITS + QKV_UNITS;
+const HEAVY_ROWS: u32 = (HEAVY_UNITS + 7u) / 8u;
+const TOK_ROWS: u32 = (TOK_UNITS + 7u) / 8u;
+const LMB_ROWS: u32 = (LMB_UNITS + 7u) / 8u;
+const POS_ROWS: u32 = (POS_UNITS + 7u) / 8u;
+const ROWS: u32 = HEAVY_ROWS + TOK_ROWS + LMB_ROWS + POS_ROWS; // fused_attention_head.ts: updateRows
+
+// The unit at padded position i (row i / 8, lane i % 8), or UNITS for padding.
+fn unit_at(i: u32) -> u32 {
+  let row = i / 8u;
+  let lane = i % 8u;
+  var first = 0u; // the kind's first unit
+  var count = HEAVY_UNITS;
+  var k = row; // the row within the kind
+  if (row >= HEAVY_ROWS) {
+    k = row - HEAVY_ROWS;
+    first = HEAVY_UNITS;
+    count = TOK_UNITS;
+    if (k >= TOK_ROWS) {
+      k = k - TOK_ROWS;
+      first = first + TOK_UNITS;
+      count = LMB_UNITS;
+      if (k >= LMB_ROWS) {
+        k = k - LMB_ROWS;
+        first = first + LMB_UNITS;
+        count = POS_UNITS;
+      }
+    }
+  }
+  return select(UNITS, first + 8u * k + lane, 8u * k + lane < count);
+}
 
 fn run_unit(u: u32) {
   if (u < LMW_UNITS + QKV_UNITS) {
@@ -704,10 +737,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let t = f32(max(c + 1u, 1u));
   step_size = p.lr / one_minus_exp(t * p.ln_beta1);
   sqrt_bc2 = sqrt(one_minus_exp(t * p.ln_beta2));
-  // Unit li·groups + group: each workgroup gets a share of every kind of unit (they differ in
-  // cost), while neighbouring invocations (one SIMD row on llvmpipe) mostly share a kind.
-  for (var k = li; k * nwg.x < UNITS; k = k + 64u) {
-    let u = k * nwg.x + wid.x;
+  // Rows of 8 units dealt to the workgroups in turn: each gets a share of every kind (they
+  // differ in cost), and each SIMD row runs a single kind.
+  for (var k = li / 8u; k * nwg.x + wid.x < ROWS; k = k + 8u) {
+    let u = unit_at(8u * (k * nwg.x + wid.x) + li % 8u);
     if (u < UNITS) {
       run_unit(u);
     }
