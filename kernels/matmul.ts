@@ -321,7 +321,7 @@ export const TEXTURE_TILE: MatmulTile = { tm: 16, tn: 16, wgx: 8, wgy: 1 };
  * about half again as fast, so the texture path pays off once each packed element feeds enough
  * multiply-adds: 2MNK / (MK + KN) = 2MN / (M + N), the harmonic mean of M and N, must reach
  * about 200 (512³ gains ~30%, 256³ ~10%; a 256×64 output or 64×64 with a long K loses 20–30%),
- * and the op must be large enough that its three dispatches are not the cost. One exception:
+ * and the op must be large enough that its two dispatches are not the cost. One exception:
  * when neither operand allows vec4 loads in the buffer kernel (e.g. K and N both odd), that
  * kernel reads one float at a time and the texture path, whose packed texels are always vec4,
  * wins from a few hundred rows on ((256×65)·(65×65): +20–30%, (512×129)·(129×65): +60%).

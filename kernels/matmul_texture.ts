@@ -1,23 +1,23 @@
 /**
  * The texture-input matmul: both operands are first packed (transposed where the flags say so,
- * zero-padded to whole register tiles) into rgba32float textures by one small dispatch each,
- * then a register-blocked kernel reads them with textureLoad. On llvmpipe texel fetches beat
+ * zero-padded to whole register tiles) into rgba32float textures by one small dispatch, then
+ * a register-blocked kernel reads them with textureLoad. On llvmpipe texel fetches beat
  * vec4 storage-buffer loads by about half again (see matmul_texture.wgsl); the packing costs
  * O(M·K + K·N) against the product's O(M·N·K) (about 0.7 ms per 512×512 operand, nearly all of
  * it textureStore), so the dispatcher in matmul.ts takes this path for large shapes only. The
- * packing dispatches are part of the op: every figure in bench/ includes them.
+ * packing dispatch is part of the op: every figure in bench/ includes it.
  */
 import headerSource from "./matmul_texture.wgsl" with { type: "text" };
 import packSource from "./matmul_pack.wgsl" with { type: "text" };
 import type { Gpu } from "./device.ts";
 import type { MatmulDims, MatmulTile } from "./matmul.ts";
-import { wgslSection } from "./elementwise.ts";
 import { pipelineFor, type Recorder } from "./program.ts";
 import { LimitError, type Tensor } from "./tensor.ts";
 
 const XYZW = ["x", "y", "z", "w"];
-const packRowsSource = wgslSection(packSource, "pack_rows");
-const packScalarSource = wgslSection(packSource, "pack_scalar");
+
+/** Generated WGSL by variant key: generating a 16×16 tile body is not free. */
+const codeCache = new Map<string, string>();
 
 /** Everything that decides the generated WGSL of the texture-input kernel. */
 export interface TextureMatmulLayout extends MatmulTile {
@@ -216,48 +216,117 @@ function pushDispatch(
   rec.dispatches.push({ kernel: name, pipeline, bindGroup, workgroups });
 }
 
-function pack(
-  rec: Recorder,
-  src: Tensor,
-  transposed: boolean,
-  rows: number,
-  cols: number,
-  batchStride: number,
-  first: number,
-  layers: number,
-  texture: GPUTexture,
-): void {
-  const gpu = rec.gpu;
-  // Whole aligned rows go through vec4 loads; anything else element by element.
-  const rowsKernel = !transposed && cols % 4 === 0;
-  const name = rowsKernel ? "matmul_pack_rows" : "matmul_pack_scalar";
-  const pipeline = pipelineFor(gpu, {
-    name,
-    code: rowsKernel ? packRowsSource : packScalarSource,
-    constants: rowsKernel ? {} : { TRANS: transposed ? 1 : 0 },
-  });
-  const params = paramsBuffer(gpu, [rows, cols, batchStride, first], "matmul_pack.params");
-  // The scalar kernel walks a transposed source with x along texture rows (see the WGSL).
-  const [wx, wy] = transposed && !rowsKernel
-    ? [texture.height, texture.width]
-    : [texture.width, texture.height];
-  pushDispatch(
-    rec,
-    name,
-    pipeline,
-    [
-      { binding: 0, resource: tensorResource(src) },
-      { binding: 1, resource: texture.createView({ dimension: "2d-array" }) },
-      { binding: 2, resource: { buffer: params } },
-    ],
-    [Math.ceil(wx / 8), Math.ceil(wy / 8), layers],
-  );
+/** How the packing kernel reads one operand (see matmul_pack.wgsl). */
+type PackMode = "rows" | "scalar" | "transposed";
+
+/** One operand to pack: where it comes from, its logical shape and its texture. */
+interface PackJob {
+  src: Tensor;
+  transposed: boolean;
+  rows: number;
+  cols: number;
+  /** Elements between batch matrices; 0 for an operand shared by every batch. */
+  batchStride: number;
+  texture: GPUTexture;
 }
 
-const codeCache = new Map<string, string>();
+function packMode(job: PackJob): PackMode {
+  return job.transposed ? "transposed" : job.cols % 4 === 0 ? "rows" : "scalar";
+}
+
+/** WGSL packing one or two operands (slot i binds src_i at 1 + 2i and dst_i at 2 + 2i). */
+export function packCode(modes: readonly PackMode[]): string {
+  const L: string[] = [packSource];
+  modes.forEach((mode, i) => {
+    const elem = mode === "rows" ? "vec4<f32>" : "f32";
+    L.push(`@group(0) @binding(${1 + 2 * i}) var<storage, read> src${i}: array<${elem}>;`);
+    L.push(
+      `@group(0) @binding(${2 + 2 * i}) var dst${i}: ` +
+        `texture_storage_2d_array<rgba32float, write>;`,
+    );
+  });
+  L.push(`@compute @workgroup_size(64)`);
+  L.push(`fn main(`);
+  L.push(`  @builtin(global_invocation_id) gid: vec3<u32>,`);
+  L.push(`  @builtin(num_workgroups) groups: vec3<u32>,`);
+  L.push(`) {`);
+  // Invocations are numbered linearly, and each operand maps the number onto its own texels:
+  // the two textures may have very different shapes (a 64×4096 a and a 4096×64 b), which a
+  // grid spanning both widths and both heights would cover many times over.
+  L.push(`  let i = gid.y * groups.x * 64u + gid.x;`);
+  modes.forEach((mode, i) => {
+    L.push(`  {`);
+    L.push(`    let o = p.op[${i}];`);
+    L.push(`    let size = textureDimensions(dst${i});`);
+    // Neighbouring invocations take neighbouring texels of a row, or of a column when the
+    // source is transposed, so that they read neighbouring addresses.
+    L.push(
+      mode === "transposed"
+        ? `    let texel = vec2<u32>(i / size.y, i % size.y);`
+        : `    let texel = vec2<u32>(i % size.x, i / size.x);`,
+    );
+    // A shared operand has one layer and is packed by the first chunk's dispatch only.
+    L.push(`    if (texel.y < size.y && texel.x < size.x && gid.z < textureNumLayers(dst${i})) {`);
+    L.push(`      let base = (gid.z + o.first) * o.batch_stride;`);
+    L.push(`      var v = vec4<f32>(0.0);`);
+    if (mode === "rows") {
+      L.push(`      if (texel.y < o.rows && texel.x < o.cols / 4u) {`);
+      L.push(`        v = src${i}[base / 4u + texel.y * (o.cols / 4u) + texel.x];`);
+      L.push(`      }`);
+    } else {
+      // Out-of-range columns read a clamped (valid) element and are zeroed by select, so
+      // every lane issues the same loads.
+      L.push(`      if (texel.y < o.rows) {`);
+      for (let c = 0; c < 4; c++) {
+        L.push(`        let col${c} = min(4u * texel.x + ${c}u, o.cols - 1u);`);
+        const index = mode === "transposed"
+          ? `col${c} * o.rows + texel.y`
+          : `texel.y * o.cols + col${c}`;
+        L.push(
+          `        v.${XYZW[c]} = select(0.0, src${i}[base + ${index}], ` +
+            `4u * texel.x + ${c}u < o.cols);`,
+        );
+      }
+      L.push(`      }`);
+    }
+    L.push(`      textureStore(dst${i}, texel, gid.z, v);`);
+    L.push(`    }`);
+    L.push(`  }`);
+  });
+  L.push(`}`);
+  return L.join("\n");
+}
+
+/** Packs one or two operands in one dispatch, source matrices first .. first + layers - 1. */
+function pack(rec: Recorder, jobs: readonly PackJob[], first: number, layers: number): void {
+  const gpu = rec.gpu;
+  const modes = jobs.map(packMode);
+  const name = `matmul_pack_${modes.join("_")}`;
+  let code = codeCache.get(name);
+  if (code === undefined) codeCache.set(name, code = packCode(modes));
+  const pipeline = pipelineFor(gpu, { name, code });
+  const values = [0, 1].flatMap((i) => {
+    const job = jobs[i];
+    return job ? [job.rows, job.cols, job.batchStride, job.batchStride ? first : 0] : [0, 0, 0, 0];
+  });
+  const params = paramsBuffer(gpu, values, "matmul_pack.params");
+  const texels = Math.max(...jobs.map((job) => job.texture.width * job.texture.height));
+  const groups = Math.ceil(texels / 64);
+  // Linear invocation numbers, folded into two grid dimensions past the per-dimension limit.
+  const gx = Math.min(groups, 4096);
+  const entries: GPUBindGroupEntry[] = [{ binding: 0, resource: { buffer: params } }];
+  jobs.forEach((job, i) => {
+    entries.push({ binding: 1 + 2 * i, resource: tensorResource(job.src) });
+    entries.push({
+      binding: 2 + 2 * i,
+      resource: job.texture.createView({ dimension: "2d-array" }),
+    });
+  });
+  pushDispatch(rec, name, pipeline, entries, [gx, Math.ceil(groups / gx), layers]);
+}
 
 /**
- * Records the texture-input matmul: pack a, pack b, then the product. Shapes are validated by
+ * Records the texture-input matmul: pack a and b (one dispatch), then the product. Shapes are validated by
  * the caller (matmul in matmul.ts), which also checks textureMatmulObstacle first.
  */
 export function matmulTexture(
@@ -288,13 +357,27 @@ export function matmulTexture(
     constants: { ACCUMULATE: opts.accumulate ? 1 : 0 },
   });
   // One texture layer per batch matrix, in chunks of the device's layer limit. A shared
-  // (unbatched) operand is packed once, into layer 0, before the first chunk.
-  if (!aBatched) pack(rec, a, opts.transA, M, K, 0, 0, 1, ta);
-  if (!bBatched) pack(rec, b, opts.transB, K, N, 0, 0, 1, tb);
+  // (unbatched) operand is packed once, into layer 0, by the first chunk's packing dispatch.
+  const jobA: PackJob = {
+    src: a,
+    transposed: opts.transA,
+    rows: M,
+    cols: K,
+    batchStride: aBatched ? M * K : 0,
+    texture: ta,
+  };
+  const jobB: PackJob = {
+    src: b,
+    transposed: opts.transB,
+    rows: K,
+    cols: N,
+    batchStride: bBatched ? K * N : 0,
+    texture: tb,
+  };
   for (let first = 0; first < batch; first += maxLayers) {
     const count = Math.min(maxLayers, batch - first);
-    if (aBatched) pack(rec, a, opts.transA, M, K, M * K, first, count, ta);
-    if (bBatched) pack(rec, b, opts.transB, K, N, K * N, first, count, tb);
+    const jobs = [jobA, jobB].filter((job) => first === 0 || job.batchStride > 0);
+    pack(rec, jobs, first, jobs.some((job) => job.batchStride > 0) ? count : 1);
     const params = paramsBuffer(gpu, [
       M,
       N,
