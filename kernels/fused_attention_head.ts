@@ -1,13 +1,14 @@
 /**
- * The attention_head model's training step fused into two dispatches (per-sequence forward +
- * backward, then gradient sum + AdamW) and its evaluation batch into two (per-sequence loss,
- * then the mean). The autograd graph records about 27 dispatches per step, and llvmpipe charges
- * 40–300 µs for each; here one workgroup carries one sequence through the whole model.
+ * The attention_head model's training step fused into two dispatches and its evaluation batch
+ * into two. `sequence`: one workgroup per batch row carries its sequence through the forward
+ * pass and the backward pass down to d(x); `update`: each invocation sums one tile of a weight
+ * gradient over the batch's positions and applies AdamW to it. The autograd graph records about
+ * 27 dispatches per step, and llvmpipe charges 40–300 µs for each.
  *
- * Determinism: every sum runs in a fixed order (positions within a sequence, then sequences in
- * batch order), so a seed reproduces bit for bit. The orders differ from the graph path's
- * matmuls and reductions, so results match it to rounding, not bit for bit
- * (tests/fused_attention_head_test.ts states the tolerance).
+ * Determinism: every sum runs in a fixed order (a weight gradient over positions 0 … B·T − 1,
+ * the loss over a sequence's positions and then over sequences), so a seed reproduces bit for
+ * bit. The orders differ from the graph path's matmuls and reductions, so results match it to
+ * rounding, not bit for bit (tests/fused_attention_head_test.ts states the tolerance).
  */
 import philoxSource from "./philox.wgsl" with { type: "text" };
 import source from "./fused_attention_head.wgsl" with { type: "text" };
@@ -71,7 +72,7 @@ export function sequenceLoopCount(s: AttentionHeadShape, withGrad: boolean, wg =
   const { T, C, H, V } = s;
   const VP = paddedVocab(V);
   const phase = (items: number, inner: number) => Math.ceil(items / wg) * (inner + 2) + 1;
-  // An 8×8 tile's store is a loop of 8 rows (store_tile8 / global_tile8).
+  // An 8×8 tile's store is a loop of 8 rows (store_tile8).
   const store8 = 9;
   let n = phase(T, 0) + phase(T * C / 4, 0) + phase(3 * (T / 8) * (H / 8), C / 4 + store8) +
     phase((T / 4) ** 2, H / 4) + phase(T, 2 * T + T / 4 + 3) + phase((T / 4) * (H / 4), T) +

@@ -7,9 +7,10 @@
 //   update:   each invocation owns a tile of parameters: it sums their gradient over all B·T
 //             positions in position order (the products the graph path's matmuls compute), then
 //             applies AdamW as kernels/adamw.wgsl; invocation 0 writes the mean loss and
-//             increments the batch counter;
-//             An evaluation batch runs `sequence` without the backward pass and `update` with
-//             only its invocation 0's part.
+//             increments the batch counter.
+// An evaluation batch runs `sequence` without the backward pass and `update` with only its
+// invocation 0's part: one shader each for training and evaluation, so llvmpipe compiles each
+// once (its LLVM compile takes seconds), during the harness's step-0 estimate.
 // No float atomics and no scheduling-dependent order: every sum walks its terms in a fixed
 // order, so results are bit-identical run to run. They are not bit-identical to the autograd
 // graph, whose matmuls and reductions group their terms differently
@@ -20,10 +21,11 @@
 // register tiles fed by vec4 loads: an 8×8 tile does 64 multiply-adds per four vec4 loads.
 //
 // kernels/fused_attention_head.ts prepends the shape constants (B, T, C, H, V, WG, the arena
-// offsets, …: only what the model's shape fixes, so that llvmpipe's shader cache serves every
-// corpus and run length; the rest arrives in uniforms), kernels/philox.wgsl, and one of two activation stores: workgroup memory when a
-// sequence's activations fit the device's limit, else the sequence's slice of the scratch
-// buffer. Both are reached only through ld4 / st4 / st / sync.
+// offsets, …: only what the model's shape fixes, so that Mesa's shader cache serves every
+// corpus and run length; the rest arrives in uniforms), kernels/philox.wgsl, and one of two
+// activation stores: workgroup memory when a sequence's activations fit the device's limit,
+// else the sequence's slice of the scratch buffer. Both are reached only through ld4 / st4 /
+// st / sync.
 //
 // Scratch (u32 words): [0] batch counter before the increment · [LOSS_AT, LOSS_AT + B) loss of
 // each sequence (f32 bits) · from G_AT, the per-position tensors below · from ACT_AT, B
@@ -514,7 +516,7 @@ fn backward(b: u32, li: u32) {
 }
 
 //@kernel update
-// Units of work, each owned by one invocation (see unit_count in kernels/fused_attention_head.ts):
+// Units of work, each owned by one invocation (updateRows in kernels/fused_attention_head.ts):
 //   lm_head.weight 8×8 tiles · key/query/value weight 8×8 tiles · token table 8 rows × 4 columns
 //   · lm_head.bias 4 entries · position table 4 entries.
 struct Params {
