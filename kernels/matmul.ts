@@ -318,21 +318,23 @@ export const TEXTURE_TILE: MatmulTile = { tm: 16, tn: 16, wgx: 8, wgy: 1 };
 /**
  * The kernel for a shape, from measurements on llvmpipe (bench/kernels_bench.ts). Packing the
  * operands into textures costs a fixed time per element of a and b, and the product then runs
- * about half again as fast, so the texture path pays off once each packed element feeds enough
+ * about 1.4× as fast, so the texture path pays off once each packed element feeds enough
  * multiply-adds: 2MNK / (MK + KN) = 2MN / (M + N), the harmonic mean of M and N, must reach
- * about 200 (512³ gains ~30%, 256³ ~10%; a 256×64 output or 64×64 with a long K loses 20–30%),
- * and the op must be large enough that its two dispatches are not the cost. One exception:
- * when neither operand allows vec4 loads in the buffer kernel (e.g. K and N both odd), that
- * kernel reads one float at a time and the texture path, whose packed texels are always vec4,
- * wins from a few hundred rows on ((256×65)·(65×65): +20–30%, (512×129)·(129×65): +60%).
+ * about 200 (512³ gains ~30%, 256³ ~15%; outputs 64 wide, or 64×64 with a long K, lose 15–30%),
+ * and the op must be large enough that its two dispatches are not the cost. The exception is a
+ * b that the buffer kernel must read one float at a time (N % 4 != 0, or K % 4 != 0 under
+ * transB): there textures win from small sizes on, e.g. (256×65)·(65×65) +20–40% and
+ * (128×63)·(63×128)ᵀ +60%, unless the output is aligned and narrow ((256×65)·(65×64)ᵀ loses).
  */
 export function chooseMatmulKernel(dims: MatmulDims, opts: MatmulOptions = {}): MatmulKernel {
   const { batch, M, N, K } = dims;
   const volume = batch * M * N * K;
   const reuse = (2 * M * N) / (M + N);
   if (reuse >= 192 && volume >= 1 << 22) return "texture";
-  const { vecA, vecB } = vectorReads(dims, opts);
-  if (!vecA && !vecB && M >= 256 && N >= 32 && volume >= 1 << 19) return "texture";
+  const scalarB = !vectorReads(dims, opts).vecB;
+  if (scalarB && (N % 4 !== 0 || reuse >= 128) && M >= 64 && N >= 32 && volume >= 1 << 18) {
+    return "texture";
+  }
   return "buffer";
 }
 

@@ -192,11 +192,13 @@ Deno.test("the automatic choice takes the texture kernel for large shapes, and i
   ok(chooseMatmulKernel(dims(512, 512, 512)) === "texture");
   ok(chooseMatmulKernel(dims(256, 32, 32)) === "buffer");
   ok(chooseMatmulKernel(dims(256, 64, 64)) === "buffer");
-  // No vec4 reads for the buffer kernel (K and N odd): textures from a few hundred rows on.
+  // b read one float at a time by the buffer kernel: textures from small sizes on.
   ok(chooseMatmulKernel(dims(256, 65, 65)) === "texture");
+  ok(chooseMatmulKernel(dims(256, 64, 65)) === "texture");
+  ok(chooseMatmulKernel(dims(128, 63, 128), { transB: true }) === "texture");
   ok(chooseMatmulKernel(dims(256, 65, 64)) === "buffer");
-  ok(chooseMatmulKernel(dims(64, 65, 65)) === "buffer");
-  ok(chooseMatmulKernel(dims(256, 65, 65), { transA: true, transB: true }) === "buffer");
+  ok(chooseMatmulKernel(dims(256, 65, 64), { transA: true, transB: true }) === "buffer");
+  ok(chooseMatmulKernel(dims(32, 65, 65)) === "buffer");
   ok(chooseMatmulKernel(dims(64, 4096, 64)) === "buffer");
   // Two layouts through the automatic path at sizes where it picks textures; a shape whose
   // packed a would be taller than maxTextureDimension2D must fall back to the buffer kernel
