@@ -78,6 +78,7 @@ export function sequenceLoopCount(s: AttentionHeadShape, withGrad: boolean, wg =
     phase((T / 4) ** 2, H / 4) + phase(T, 2 * T + T / 4 + 3) + phase((T / 4) * (H / 4), T) +
     phase((T / 8) * (VP / 8), H / 4 + store8) + phase(T, VP / 2) + T + 1;
   if (withGrad) {
+    // d(out) and d(x) tiles have 4 or 8 rows (DO_ROWS, DX_ROWS); 4 is the upper bound.
     n += phase((T / 4) * (VP / 4), 0) + phase((T / 4) * (H / 8), V) +
       phase((T / 4) ** 2 + (T / 4) * (H / 4), Math.max(H / 4, T)) + phase(T, T + T / 4 + 1) +
       phase(2 * (T / 4) * (H / 4), T) + phase((T / 4) * (C / 8), 4 * H + 1);

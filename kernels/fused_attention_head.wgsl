@@ -219,6 +219,26 @@ fn dot_tile8(a: u32, a_stride: u32, w0: vec4<u32>, w1: vec4<u32>, K: u32) -> Til
   return m;
 }
 
+// Rows of the d(out) and d(x) tiles: 8 where that still leaves a SIMD row's worth of tiles (8),
+// else 4, which fills the row at the default shape.
+const DO_ROWS: u32 = select(4u, 8u, (T / 8u) * (H / 8u) >= 8u);
+const DX_ROWS: u32 = select(4u, 8u, (T / 8u) * (C / 8u) >= 8u);
+
+// m + a ⊗ b for `rows` (4 or 8) row values read from the activation store at a, and eight
+// column values (b0, b1); with 4 rows the bottom quadrants stay untouched.
+fn outer_add_rows(m: Tile8, a: u32, b0: vec4<f32>, b1: vec4<f32>, rows: u32) -> Tile8 {
+  var r = m;
+  let a0 = ld4(a);
+  r.q00 = outer_add(r.q00, a0, b0);
+  r.q01 = outer_add(r.q01, a0, b1);
+  if (rows == 8u) {
+    let a1 = ld4(a + 4u);
+    r.q10 = outer_add(r.q10, a1, b0);
+    r.q11 = outer_add(r.q11, a1, b1);
+  }
+  return r;
+}
+
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
   let b = wid.x;
@@ -413,21 +433,23 @@ fn backward(b: u32, li: u32) {
     global_tile(d, GL_AT + (b * T + t0) * VP + v0, VP);
   }
   sync();
-  // d(out) = d(logits) · W_lm: Σ over v of d(logits)ᵀ[v, t0…] ⊗ W_lm[v, h0…], in tiles of 4
-  // positions × 8 outputs: enough tiles to fill a SIMD row at the default shape.
-  for (var u = li; u < (T / 4u) * (H / 8u); u = u + WG) {
-    let t0 = 4u * (u / (H / 8u));
+  // d(out) = d(logits) · W_lm: Σ over v of d(logits)ᵀ[v, t0…] ⊗ W_lm[v, h0…], in tiles of
+  // DO_ROWS positions × 8 outputs.
+  for (var u = li; u < (T / DO_ROWS) * (H / 8u); u = u + WG) {
+    let t0 = DO_ROWS * (u / (H / 8u));
     let h0 = 8u * (u % (H / 8u));
-    var left = zero_tile();
-    var right = zero_tile();
+    var m = zero_tile8();
     for (var v = 0u; v < V; v = v + 1u) {
-      let a = ld4(LT_AT + v * T + t0);
+      let a = LT_AT + v * T + t0;
       let w = LMW_AT + v * H + h0;
-      left = outer_add(left, a, w4(w));
-      right = outer_add(right, a, w4(w + 4u));
+      m = outer_add_rows(m, a, w4(w), w4(w + 4u), DO_ROWS);
     }
-    store_tile(left, DO_AT + t0 * H + h0, H);
-    store_tile(right, DO_AT + t0 * H + h0 + 4u, H);
+    store_tile(m.q00, DO_AT + t0 * H + h0, H);
+    store_tile(m.q01, DO_AT + t0 * H + h0 + 4u, H);
+    if (DO_ROWS == 8u) {
+      store_tile(m.q10, DO_AT + (t0 + 4u) * H + h0, H);
+      store_tile(m.q11, DO_AT + (t0 + 4u) * H + h0 + 4u, H);
+    }
   }
   sync();
   // d(wei) = d(out) · vᵀ (into the scores' slot), and dv = weiᵀ · d(out).
@@ -496,22 +518,25 @@ fn backward(b: u32, li: u32) {
   }
   sync();
   // d(x) = dk · Wk + dq · Wq + dv · Wv, only for `update` (the embeddings' gradients), in
-  // tiles of 4 positions × 8 columns.
-  for (var u = li; u < (T / 4u) * (C / 8u); u = u + WG) {
-    let t0 = 4u * (u / (C / 8u));
+  // tiles of DX_ROWS positions × 8 columns.
+  for (var u = li; u < (T / DX_ROWS) * (C / 8u); u = u + WG) {
+    let t0 = DX_ROWS * (u / (C / 8u));
     let c0 = 8u * (u % (C / 8u));
-    var left = zero_tile();
-    var right = zero_tile();
+    var m = zero_tile8();
     for (var h = 0u; h < H; h = h + 1u) {
       for (var which = 0u; which < 3u; which = which + 1u) {
-        let a = ld4(DKT_AT + which * TH + h * T + t0);
+        let a = DKT_AT + which * TH + h * T + t0;
         let w = weight_at(which) + h * C + c0;
-        left = outer_add(left, a, w4(w));
-        right = outer_add(right, a, w4(w + 4u));
+        m = outer_add_rows(m, a, w4(w), w4(w + 4u), DX_ROWS);
       }
     }
-    global_tile(left, GDX_AT + (b * T + t0) * C + c0, C);
-    global_tile(right, GDX_AT + (b * T + t0) * C + c0 + 4u, C);
+    let at = GDX_AT + (b * T + t0) * C + c0;
+    global_tile(m.q00, at, C);
+    global_tile(m.q01, at + 4u, C);
+    if (DX_ROWS == 8u) {
+      global_tile(m.q10, at + 4u * C, C);
+      global_tile(m.q11, at + 4u * C + 4u, C);
+    }
   }
 }
 

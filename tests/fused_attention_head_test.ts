@@ -184,10 +184,17 @@ const zeros = (v: AttentionHeadValues) =>
     Object.entries(v).map(([k, x]) => [k, new Float64Array(x.length)]),
   ) as AttentionHeadValues;
 
-for (const forceStorage of [false, true]) {
+// The small shape takes 4-row tiles for d(out) and d(x), the wide one 8-row tiles.
+const REFERENCE_CASES = [
+  { s: { B: 3, T: 8, C: 16, H: 8, V: 13 }, forceStorage: false },
+  { s: { B: 3, T: 8, C: 16, H: 8, V: 13 }, forceStorage: true },
+  { s: { B: 2, T: 16, C: 32, H: 32, V: 11 }, forceStorage: false },
+];
+
+for (const { s, forceStorage } of REFERENCE_CASES) {
   const where = forceStorage ? "storage scratch" : "workgroup memory";
-  Deno.test(`fused attention_head step matches the float64 reference (activations in ${where})`, async () => {
-    const s = { B: 3, T: 8, C: 16, H: 8, V: 13 };
+  const dims = `B=${s.B} T=${s.T} C=${s.C} H=${s.H} V=${s.V}`;
+  Deno.test(`fused attention_head step matches the float64 reference (${dims}, activations in ${where})`, async () => {
     const f = await fixture(s, 7);
     const key = [4, 6] as const;
     const o = { lr: 0.01, weightDecay: 0.1 };
