@@ -12,7 +12,7 @@ import packSource from "./matmul_pack.wgsl" with { type: "text" };
 import type { Gpu } from "./device.ts";
 import type { MatmulDims, MatmulTile } from "./matmul.ts";
 import { pipelineFor, type Recorder } from "./program.ts";
-import { LimitError, type Tensor } from "./tensor.ts";
+import type { Tensor } from "./tensor.ts";
 
 const XYZW = ["x", "y", "z", "w"];
 
@@ -187,35 +187,6 @@ function tensorResource(t: Tensor): GPUBufferBinding {
   return { buffer: t.buffer, offset: t.byteOffset, size: Math.max(4, t.byteLength) };
 }
 
-/**
- * Appends a dispatch whose bind group holds textures. Recorder.dispatch binds buffers only, so
- * the texture path builds its own bind group and adds the dispatch to the same ordered list
- * (inside the recorder's validation scope, so a mistake still fails finish()).
- */
-function pushDispatch(
-  rec: Recorder,
-  name: string,
-  pipeline: GPUComputePipeline,
-  entries: GPUBindGroupEntry[],
-  workgroups: [number, number, number],
-): void {
-  const max = rec.gpu.limits.maxComputeWorkgroupsPerDimension;
-  for (const n of workgroups) {
-    if (n > max) {
-      throw new LimitError(
-        `${name}: ${n} workgroups in one dimension exceeds the device's ` +
-          `maxComputeWorkgroupsPerDimension of ${max}`,
-      );
-    }
-  }
-  const bindGroup = rec.gpu.device.createBindGroup({
-    label: name,
-    layout: pipeline.getBindGroupLayout(0),
-    entries,
-  });
-  rec.dispatches.push({ kernel: name, pipeline, bindGroup, workgroups });
-}
-
 /** How the packing kernel reads one operand (see matmul_pack.wgsl). */
 type PackMode = "rows" | "scalar" | "transposed";
 
@@ -322,7 +293,7 @@ function pack(rec: Recorder, jobs: readonly PackJob[], first: number, layers: nu
       resource: job.texture.createView({ dimension: "2d-array" }),
     });
   });
-  pushDispatch(rec, name, pipeline, entries, [gx, Math.ceil(groups / gx), layers]);
+  rec.dispatchWith(name, pipeline, entries, [gx, Math.ceil(groups / gx), layers]);
 }
 
 /**
@@ -386,8 +357,7 @@ export function matmulTexture(
       bBatched ? 1 : 0,
       first,
     ], "matmul_tex.params");
-    pushDispatch(
-      rec,
+    rec.dispatchWith(
       `matmul_tex_${key}`,
       pipeline,
       [

@@ -79,33 +79,53 @@ export class Recorder {
 
   /** Records one dispatch of `kernel` with `bindings` at @group(0) @binding(0..n-1). */
   dispatch(kernel: Kernel, bindings: readonly Binding[], workgroups: number | number[]): void {
-    if (!this.#open) throw new Error(`recorder already finished (dispatching ${kernel.name})`);
+    this.#checkOpen(kernel.name);
+    const pipeline = pipelineFor(this.gpu, kernel);
+    const entries = bindings.map((b, binding): GPUBindGroupEntry => ({
+      binding,
+      resource: b instanceof GPUBuffer
+        ? { buffer: b }
+        : { buffer: b.buffer, offset: b.byteOffset, size: Math.max(4, b.byteLength) },
+    }));
+    this.dispatchWith(kernel.name, pipeline, entries, workgroups);
+  }
+
+  /**
+   * Records a dispatch whose bind group the caller describes, for kernels that bind more than
+   * buffers (textures): the same open check, workgroup limits and validation scope as
+   * `dispatch`.
+   */
+  dispatchWith(
+    name: string,
+    pipeline: GPUComputePipeline,
+    entries: readonly GPUBindGroupEntry[],
+    workgroups: number | number[],
+  ): void {
+    this.#checkOpen(name);
     const counts = typeof workgroups === "number" ? [workgroups] : workgroups;
     const [x = 1, y = 1, z = 1] = counts;
     const max = this.gpu.limits.maxComputeWorkgroupsPerDimension;
     for (const n of [x, y, z]) {
       if (!Number.isInteger(n) || n < 0) {
-        throw new Error(`${kernel.name}: invalid workgroup count ${n}`);
+        throw new Error(`${name}: invalid workgroup count ${n}`);
       }
       if (n > max) {
         throw new LimitError(
-          `${kernel.name}: ${n} workgroups in one dimension exceeds the device's ` +
+          `${name}: ${n} workgroups in one dimension exceeds the device's ` +
             `maxComputeWorkgroupsPerDimension of ${max}`,
         );
       }
     }
-    const pipeline = pipelineFor(this.gpu, kernel);
     const bindGroup = this.gpu.device.createBindGroup({
-      label: kernel.name,
+      label: name,
       layout: pipeline.getBindGroupLayout(0),
-      entries: bindings.map((b, binding) => ({
-        binding,
-        resource: b instanceof GPUBuffer
-          ? { buffer: b }
-          : { buffer: b.buffer, offset: b.byteOffset, size: Math.max(4, b.byteLength) },
-      })),
+      entries: [...entries],
     });
-    this.dispatches.push({ kernel: kernel.name, pipeline, bindGroup, workgroups: [x, y, z] });
+    this.dispatches.push({ kernel: name, pipeline, bindGroup, workgroups: [x, y, z] });
+  }
+
+  #checkOpen(name: string): void {
+    if (!this.#open) throw new Error(`recorder already finished (dispatching ${name})`);
   }
 
   /** Closes the recording; throws if any pipeline or bind group was invalid. */
