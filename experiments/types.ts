@@ -1,8 +1,8 @@
 /** What an experiment file provides: a config schema with defaults, and a model or a check. */
 import { z } from "zod";
 import type { Gpu } from "../kernels/device.ts";
+import type { DeviceBatch } from "../kernels/batch.ts";
 import type { Recorder } from "../kernels/program.ts";
-import type { Tensor } from "../kernels/tensor.ts";
 import type { Graph, Var } from "../nn/graph.ts";
 import type { Arenas, ParamStore } from "../nn/params.ts";
 
@@ -43,19 +43,8 @@ export interface LanguageModelConfig {
 }
 
 /** One batch drawn on the device, as the harness's loop records it for a step or an estimate. */
-export interface BatchStep {
+export interface BatchStep extends DeviceBatch {
   rec: Recorder;
-  /** The token split, u32. */
-  tokens: Tensor;
-  /** Device counters; slot `counterIndex` is the batch counter the step reads and increments. */
-  counters: Tensor;
-  counterIndex: number;
-  /** Philox key of the batch stream. */
-  key: readonly [number, number];
-  batchSize: number;
-  blockSize: number;
-  /** Loss history: the slot (batch counter before the increment) mod capacity is written. */
-  losses: Tensor;
 }
 
 /** A training step: a batch plus the AdamW update of every parameter in the store's arenas. */

@@ -29,6 +29,25 @@ export interface SampleBatchArgs {
   targets: Tensor;
 }
 
+/**
+ * Where a fused training or evaluation kernel draws its batch and writes its loss: the fields
+ * the harness hands to every model's fused step (experiments/types.ts's BatchStep adds the
+ * recorder).
+ */
+export interface DeviceBatch {
+  /** The token split, u32 [N]. */
+  tokens: Tensor;
+  /** Device counters; slot `counterIndex` is read as the batch number, then incremented. */
+  counters: Tensor;
+  counterIndex: number;
+  /** Philox key of the batch stream (e.g. `streamKey(seed, "train")`). */
+  key: readonly [number, number];
+  batchSize: number;
+  blockSize: number;
+  /** f32 loss history: slot (batch number before the increment) mod capacity is written. */
+  losses: Tensor;
+}
+
 /** Records one batch draw: row b starts at philox((b, c, 0, 0), key).x mod (N − T); c += 1. */
 export function sampleBatch(rec: Recorder, a: SampleBatchArgs): void {
   const { tokens, counters, counterIndex, key, inputs, targets } = a;

@@ -12,7 +12,7 @@
  */
 import philoxSource from "./philox.wgsl" with { type: "text" };
 import source from "./fused_attention_head.wgsl" with { type: "text" };
-import { sampleBatchReference } from "./batch.ts";
+import { type DeviceBatch, sampleBatchReference } from "./batch.ts";
 import { adamwReference } from "./adamw.ts";
 import type { Gpu } from "./device.ts";
 import { requireDisjoint, requireF32, wgslSection } from "./elementwise.ts";
@@ -158,18 +158,7 @@ export interface AttentionHeadWeights {
 }
 
 /** The batch a fused kernel draws and where its loss goes (as harness/train.ts's BatchStep). */
-export interface FusedAttentionHeadBatch {
-  /** The token split, u32 [NT]. */
-  tokens: Tensor;
-  /** Device counters; slot `counterIndex` is read as the batch number, then incremented. */
-  counters: Tensor;
-  counterIndex: number;
-  /** Philox key of the batch stream. */
-  key: readonly [number, number];
-  batchSize: number;
-  blockSize: number;
-  /** f32 loss history: slot (batch number before the increment) mod capacity is written. */
-  losses: Tensor;
+export interface FusedAttentionHeadBatch extends DeviceBatch {
   /** The parameter arena every weight is a view into. */
   params: Tensor;
   weights: AttentionHeadWeights;

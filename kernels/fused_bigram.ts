@@ -8,7 +8,7 @@
  */
 import philoxSource from "./philox.wgsl" with { type: "text" };
 import source from "./fused_bigram.wgsl" with { type: "text" };
-import { sampleBatchReference } from "./batch.ts";
+import { type DeviceBatch, sampleBatchReference } from "./batch.ts";
 import { crossEntropyReference } from "./cross_entropy.ts";
 import { requireDisjoint, requireF32, wgslSection } from "./elementwise.ts";
 import { embeddingBackwardReference, embeddingForwardReference } from "./embedding.ts";
@@ -28,18 +28,7 @@ const lossCode = philoxSource + wgslSection(source, "loss");
 const updateCode = wgslSection(source, "update");
 
 /** The batch a fused bigram kernel draws, and where its loss goes. */
-export interface FusedBigramBatch {
-  /** The token split, u32 [NT]. */
-  tokens: Tensor;
-  /** Device counters; slot `counterIndex` is read as the batch number, then incremented. */
-  counters: Tensor;
-  counterIndex: number;
-  /** Philox key of the batch stream (e.g. `streamKey(seed, "train")`). */
-  key: readonly [number, number];
-  batchSize: number;
-  blockSize: number;
-  /** f32 loss history: slot (batch number before the increment) mod capacity is written. */
-  losses: Tensor;
+export interface FusedBigramBatch extends DeviceBatch {
   /** The logits table, f32 [V, V]. */
   table: Tensor;
 }

@@ -6,11 +6,8 @@
  */
 import { deepEqual, equal, notDeepEqual, notEqual, ok } from "node:assert/strict";
 import { attentionHead } from "../experiments/attention_head.ts";
-import { getGpu } from "../kernels/device.ts";
 import { tokenize } from "../harness/data.ts";
-import type { Progress } from "../harness/progress.ts";
-import { trainLanguageModel } from "../harness/train.ts";
-import { ParamStore } from "../nn/params.ts";
+import { trainEveryStep } from "./training_support.ts";
 
 const STEPS = 30;
 const TEXT = "the quick brown fox jumps over the lazy dog. a lazy dog sleeps; the fox runs.\n"
@@ -28,32 +25,15 @@ const corpus = tokenize(
   config.train.blockSize + 1,
 );
 
-/**
- * Trains with one readback per step so that every step's loss is recorded. `fused` undefined
- * is the harness's default (a model's fused step when it has one); false forces the graph.
- */
+/** Trains with one readback per step; `fused` undefined is the harness's default path. */
 async function train(seed: number, fused?: boolean) {
-  const gpu = await getGpu();
-  const store = new ParamStore(gpu);
-  const model = attentionHead.createModel(store, config, corpus.vocab.length);
-  store.finalize();
-  const losses: number[] = [];
-  const progress: Progress = {
-    step: (step, _total, loss) => losses[step - 1] = loss,
-    line() {},
-    done() {},
-  };
-  const outcome = await trainLanguageModel({
-    gpu,
+  const { outcome, losses } = await trainEveryStep({
+    experiment: attentionHead,
     config,
+    vocabSize: corpus.vocab.length,
     seed,
-    model,
-    store,
     trainTokens: corpus.train,
     valTokens: corpus.val,
-    progress,
-    interrupted: () => false,
-    chunkSteps: 1,
     fused,
   });
   return {

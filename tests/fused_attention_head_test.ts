@@ -12,10 +12,10 @@ import {
 } from "../kernels/fused_attention_head.ts";
 import { Recorder, runOnce } from "../kernels/program.ts";
 import { createTensor, LimitError, readF32, readU32 } from "../kernels/tensor.ts";
-import { trainLanguageModel, type TrainOutcome } from "../harness/train.ts";
-import type { Progress } from "../harness/progress.ts";
+import type { TrainOutcome } from "../harness/train.ts";
 import { ParamStore } from "../nn/params.ts";
 import { randomIds } from "./support.ts";
+import { type SteppedRun, trainEveryStep } from "./training_support.ts";
 
 // Measured over 20 steps at the default shape (lr 1e-3, random tokens): the fused path's losses
 // differ from the autograd graph's by 1.1e-7 relative, its estimates by 3e-8, its parameters
@@ -45,36 +45,16 @@ function configFor(s: Shape, steps: number) {
 }
 
 /** Trains with one readback per step, so every step's loss is seen. */
-async function train(
-  s: Shape,
-  steps: number,
-  fused: boolean,
-): Promise<{ outcome: TrainOutcome; losses: number[]; recordsFused: boolean }> {
-  const gpu = await getGpu();
-  const config = configFor(s, steps);
-  const store = new ParamStore(gpu);
-  const model = attentionHead.createModel(store, config, s.V);
-  store.finalize();
-  const losses: number[] = [];
-  const progress: Progress = {
-    step: (step, _total, loss) => losses[step - 1] = loss,
-    line() {},
-    done() {},
-  };
-  const outcome = await trainLanguageModel({
-    gpu,
-    config,
+function train(s: Shape, steps: number, fused: boolean): Promise<SteppedRun> {
+  return trainEveryStep({
+    experiment: attentionHead,
+    config: configFor(s, steps),
+    vocabSize: s.V,
     seed: 5,
-    model,
-    store,
     trainTokens: randomIds(4000, s.V, 41),
     valTokens: randomIds(600, s.V, 42),
-    progress,
-    interrupted: () => false,
-    chunkSteps: 1,
     fused,
   });
-  return { outcome, losses, recordsFused: model.recordTrainStep !== undefined };
 }
 
 function maxRelative(a: number[], b: number[]): number {

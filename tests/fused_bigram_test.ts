@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { bigram } from "../experiments/bigram.ts";
-import type { LanguageModelConfig } from "../experiments/types.ts";
+import type { LanguageModelConfig, LanguageModelExperiment } from "../experiments/types.ts";
 import { createCounters } from "../kernels/counters.ts";
 import { getGpu } from "../kernels/device.ts";
 import {
@@ -17,10 +17,8 @@ import {
   ShapeError,
   tensorView,
 } from "../kernels/tensor.ts";
-import { trainLanguageModel, type TrainOutcome } from "../harness/train.ts";
-import type { Progress } from "../harness/progress.ts";
-import { ParamStore } from "../nn/params.ts";
 import { randomF32, randomIds, relError } from "./support.ts";
+import { type SteppedRun, trainEveryStep } from "./training_support.ts";
 
 function configFor(B: number, T: number, steps: number): LanguageModelConfig {
   return {
@@ -32,38 +30,22 @@ function configFor(B: number, T: number, steps: number): LanguageModelConfig {
 }
 
 /** Trains the bigram model with one readback per step, so every step's loss is seen. */
-async function train(
+function train(
   V: number,
   B: number,
   T: number,
   steps: number,
   fused: boolean,
-): Promise<{ outcome: TrainOutcome; losses: number[] }> {
-  const gpu = await getGpu();
-  const config = configFor(B, T, steps);
-  const store = new ParamStore(gpu);
-  const model = bigram.createModel(store, config as never, V);
-  store.finalize();
-  const losses: number[] = [];
-  const progress: Progress = {
-    step: (step, _total, loss) => losses[step - 1] = loss,
-    line() {},
-    done() {},
-  };
-  const outcome = await trainLanguageModel({
-    gpu,
-    config,
+): Promise<SteppedRun> {
+  return trainEveryStep({
+    experiment: bigram as unknown as LanguageModelExperiment<LanguageModelConfig>,
+    config: configFor(B, T, steps),
+    vocabSize: V,
     seed: 11,
-    model,
-    store,
     trainTokens: randomIds(3000, V, 21),
     valTokens: randomIds(400, V, 22),
-    progress,
-    interrupted: () => false,
-    chunkSteps: 1,
     fused,
   });
-  return { outcome, losses };
 }
 
 // V = 65 is not a multiple of 4, so AdamW's vec4s straddle table rows; V = 8 is.
