@@ -29,6 +29,25 @@ export interface AdamwArgs extends AdamwOptions {
   counterIndex?: number;
 }
 
+/**
+ * The words of adamw.wgsl's `Params` struct (lr, 1 − lr·wd, β1, 1 − β1, β2, 1 − β2, ln β1,
+ * ln β2, ε): everything that does not depend on t, computed in float64 on the host and rounded
+ * once to f32. Fused kernels that apply AdamW upload the same words so their updates round alike.
+ */
+export function adamwUniformWords(o: Required<AdamwOptions>): number[] {
+  return [
+    o.lr,
+    1 - o.lr * o.weightDecay,
+    o.beta1,
+    1 - o.beta1,
+    o.beta2,
+    1 - o.beta2,
+    Math.log(o.beta1),
+    Math.log(o.beta2),
+    o.eps,
+  ].map(f32Bits);
+}
+
 function resolve(o: AdamwOptions): Required<AdamwOptions> {
   const r = {
     lr: o.lr,
@@ -66,22 +85,7 @@ export function adamw(rec: Recorder, a: AdamwArgs): void {
   if (params.size === 0) return;
   const width = params.size % 4 === 0 ? 4 : 1;
   const code = `alias T = ${width === 4 ? "vec4<f32>" : "f32"};\n` + source;
-  // Host-side float64 for everything that does not depend on t, rounded once to f32.
-  const uniform = uniformU32(
-    rec.gpu,
-    [
-      o.lr,
-      1 - o.lr * o.weightDecay,
-      o.beta1,
-      1 - o.beta1,
-      o.beta2,
-      1 - o.beta2,
-      Math.log(o.beta1),
-      Math.log(o.beta2),
-      o.eps,
-    ].map(f32Bits),
-    "adamw.params",
-  );
+  const uniform = uniformU32(rec.gpu, adamwUniformWords(o), "adamw.params");
   const len = params.size / width;
   rec.dispatch(
     { name: "adamw", code, constants: { LEN: len, COUNTER: counterIndex } },

@@ -48,6 +48,21 @@ export interface DeviceBatch {
   losses: Tensor;
 }
 
+/** Checks what a fused kernel's batch must satisfy whatever the model: tokens, counter, losses. */
+export function checkDeviceBatch(op: string, a: DeviceBatch): void {
+  const { tokens, counters, counterIndex, losses, blockSize: T } = a;
+  if (tokens.size < T + 1) {
+    throw new ShapeError(
+      `${op}: ${tokens.describe()} holds ${tokens.size} tokens; a window of T + 1 = ${T + 1} ` +
+        `needs at least that many`,
+    );
+  }
+  if (!Number.isInteger(counterIndex) || counterIndex < 0 || counterIndex >= counters.size) {
+    throw new ShapeError(`${op}: counter slot ${counterIndex} outside ${counters.describe()}`);
+  }
+  if (losses.size === 0) throw new ShapeError(`${op}: ${losses.describe()} has no slots`);
+}
+
 /** Records one batch draw: row b starts at philox((b, c, 0, 0), key).x mod (N − T); c += 1. */
 export function sampleBatch(rec: Recorder, a: SampleBatchArgs): void {
   const { tokens, counters, counterIndex, key, inputs, targets } = a;

@@ -12,11 +12,10 @@
  */
 import philoxSource from "./philox.wgsl" with { type: "text" };
 import source from "./fused_attention_head.wgsl" with { type: "text" };
-import { type DeviceBatch, sampleBatchReference } from "./batch.ts";
-import { adamwReference } from "./adamw.ts";
+import { checkDeviceBatch, type DeviceBatch, sampleBatchReference } from "./batch.ts";
+import { adamwReference, adamwUniformWords } from "./adamw.ts";
 import type { Gpu } from "./device.ts";
 import { requireDisjoint, requireF32, wgslSection } from "./elementwise.ts";
-import { f32Bits } from "./grid.ts";
 import { type Recorder, uniformU32 } from "./program.ts";
 import { createTensor, LimitError, ShapeError, type Tensor } from "./tensor.ts";
 
@@ -184,7 +183,7 @@ interface Resolved {
 }
 
 function resolveShape(op: string, a: FusedAttentionHeadBatch): Resolved {
-  const { tokens, counters, counterIndex, losses, params, weights: w } = a;
+  const { tokens, counters, losses, params, weights: w } = a;
   for (const t of [tokens, counters]) {
     if (t.dtype !== "u32") throw new ShapeError(`${op}: ${t.describe()} must be u32`);
   }
@@ -238,16 +237,7 @@ function resolveShape(op: string, a: FusedAttentionHeadBatch): Resolved {
         `else (padded to a multiple of 4)`,
     );
   }
-  if (tokens.size < T + 1) {
-    throw new ShapeError(
-      `${op}: ${tokens.describe()} holds ${tokens.size} tokens; a window of T + 1 = ${T + 1} ` +
-        `needs at least that many`,
-    );
-  }
-  if (!Number.isInteger(counterIndex) || counterIndex < 0 || counterIndex >= counters.size) {
-    throw new ShapeError(`${op}: counter slot ${counterIndex} outside ${counters.describe()}`);
-  }
-  if (losses.size === 0) throw new ShapeError(`${op}: ${losses.describe()} has no slots`);
+  checkDeviceBatch(op, a);
   const shape = { B, T, C, H, V };
   const plan = planFusedAttentionHead(params.gpu, shape, a.forceStorage);
   if (!plan.ok) throw new LimitError(`${op}: [B=${B}, T=${T}, C=${C}, H=${H}]: ${plan.reason}`);
@@ -395,17 +385,7 @@ function recordUpdate(
   // The same host-side values, rounded once to f32, as kernels/adamw.ts uploads.
   const uniform = uniformU32(
     rec.gpu,
-    [
-      adam.lr,
-      1 - adam.lr * adam.weightDecay,
-      adam.beta1,
-      1 - adam.beta1,
-      adam.beta2,
-      1 - adam.beta2,
-      Math.log(adam.beta1),
-      Math.log(adam.beta2),
-      adam.eps,
-    ].map(f32Bits).concat([a.counterIndex, a.losses.size, o ? 0 : 1]),
+    adamwUniformWords(adam).concat([a.counterIndex, a.losses.size, o ? 0 : 1]),
     "fused_attention_head.update",
   );
   // One pipeline for training and evaluation (see `finish_only` in the .wgsl file).

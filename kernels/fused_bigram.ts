@@ -8,7 +8,7 @@
  */
 import philoxSource from "./philox.wgsl" with { type: "text" };
 import source from "./fused_bigram.wgsl" with { type: "text" };
-import { type DeviceBatch, sampleBatchReference } from "./batch.ts";
+import { checkDeviceBatch, type DeviceBatch, sampleBatchReference } from "./batch.ts";
 import { crossEntropyReference } from "./cross_entropy.ts";
 import { requireDisjoint, requireF32, wgslSection } from "./elementwise.ts";
 import { embeddingBackwardReference, embeddingForwardReference } from "./embedding.ts";
@@ -71,7 +71,7 @@ export function fusedBigramLossLoopCount(
 }
 
 function validate(op: string, a: FusedBigramBatch): { V: number; N: number } {
-  const { tokens, counters, counterIndex, table, losses, batchSize: B, blockSize: T } = a;
+  const { tokens, counters, table, losses, batchSize: B, blockSize: T } = a;
   for (const t of [tokens, counters]) {
     if (t.dtype !== "u32") throw new ShapeError(`${op}: ${t.describe()} must be u32`);
   }
@@ -83,16 +83,7 @@ function validate(op: string, a: FusedBigramBatch): { V: number; N: number } {
   if (!Number.isInteger(B) || !Number.isInteger(T) || B < 1 || T < 1) {
     throw new ShapeError(`${op}: batch [${B}, ${T}] must be positive integers`);
   }
-  if (tokens.size < T + 1) {
-    throw new ShapeError(
-      `${op}: ${tokens.describe()} holds ${tokens.size} tokens; a window of T + 1 = ${T + 1} ` +
-        `needs at least that many`,
-    );
-  }
-  if (!Number.isInteger(counterIndex) || counterIndex < 0 || counterIndex >= counters.size) {
-    throw new ShapeError(`${op}: counter slot ${counterIndex} outside ${counters.describe()}`);
-  }
-  if (losses.size === 0) throw new ShapeError(`${op}: ${losses.describe()} has no slots`);
+  checkDeviceBatch(op, a);
   return { V, N: B * T };
 }
 
