@@ -101,7 +101,8 @@ async function acquire(): Promise<Gpu> {
       architecture: info.architecture,
       device: info.device,
       description: info.description,
-      backend: Deno.env.get("WGPU_BACKEND") ?? "auto",
+      // Deno reads DENO_WEBGPU_BACKEND (e.g. "vulkan", "gl"); without it wgpu picks one.
+      backend: Deno.env.get("DENO_WEBGPU_BACKEND") ?? "auto",
       isFallbackAdapter: (info as GPUAdapterInfo & { isFallbackAdapter?: boolean })
         .isFallbackAdapter ?? false,
     },
