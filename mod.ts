@@ -30,8 +30,9 @@ export type { StreamName } from "./kernels/philox.ts";
 export { matmul as matmulKernel, matmulReference } from "./kernels/matmul.ts";
 export { softmax as softmaxKernel, softmaxBackward, softmaxReference } from "./kernels/softmax.ts";
 export { layerNorm as layerNormKernel, layerNormBackward } from "./kernels/layernorm.ts";
-export { dropout, dropoutBackward } from "./kernels/dropout.ts";
-export { cumulativeMean } from "./kernels/cumulative_mean.ts";
+// Kernel names that an nn op also uses take a Kernel suffix, as matmul, softmax, layerNorm do.
+export { dropout as dropoutKernel, dropoutBackward } from "./kernels/dropout.ts";
+export { cumulativeMean as cumulativeMeanKernel } from "./kernels/cumulative_mean.ts";
 export { colSum, rowSum } from "./kernels/reduce.ts";
 export { fillNormal, fillUniform } from "./kernels/random_fill.ts";
 export { adamw } from "./kernels/adamw.ts";
@@ -44,6 +45,8 @@ export { ParamStore } from "./nn/params.ts";
 export type { Init, Param } from "./nn/params.ts";
 export { crossEntropyLoss, embedding } from "./nn/ops.ts";
 export { add, layerNorm, linear, matmul, relu, softmax } from "./nn/attention_ops.ts";
+export { cumulativeMean, dropout, mul, scale } from "./nn/elementwise_ops.ts";
+export type { DropoutSource } from "./nn/elementwise_ops.ts";
 export { Embedding, Head, Linear, TokenAndPosition } from "./nn/modules.ts";
 
 // Experiments.

@@ -86,6 +86,11 @@ export interface GradCheckSpec {
   reference(values: Record<string, Float64Array>): ArrayLike<number>;
   /** Inputs or parameters whose gradient must be exactly zero (e.g. keys at T = 1). */
   zeroGrads?: string[];
+  /**
+   * Runs after the plan and before `reference`: reads back what the device drew (a dropout
+   * mask) so the float64 reference, and its finite differences, use the same draw.
+   */
+  afterRun?(): Promise<void>;
 }
 
 /** What a gradient check measured for one spec. */
@@ -153,6 +158,7 @@ export async function gradCheck(
 
   const results: GradCheckResult[] = [];
   for (const { spec, g, vars, out, weights } of recorded) {
+    await spec.afterRun?.();
     const values: Record<string, Float64Array> = {};
     for (const [name, t] of Object.entries(spec.inputs ?? {})) {
       values[name] = Float64Array.from(t.data);
