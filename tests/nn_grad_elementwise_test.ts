@@ -18,25 +18,9 @@ import { createTensor, readF32, ShapeError } from "../kernels/tensor.ts";
 import { add } from "../nn/attention_ops.ts";
 import { cumulativeMean, dropout, mul, scale } from "../nn/elementwise_ops.ts";
 import { Graph, Var } from "../nn/graph.ts";
-import {
-  assertChecked,
-  gradCheck,
-  type GradCheckSpec,
-  type HostTensor,
-  randomF32,
-} from "./support.ts";
+import { assertChecked, gradCheck, type GradCheckSpec, hostTensors } from "./support.ts";
 
-let seq = 900;
-function host(shape: number[], amp = 1): HostTensor {
-  return { shape, data: randomF32(shape.reduce((a, b) => a * b, 1), seq++, amp) };
-}
-
-/** Values with |v| ≥ 0.1, so a dropped element (0) is never mistaken for a kept one. */
-function awayFromZero(shape: number[]): HostTensor {
-  const t = host(shape);
-  t.data = t.data.map((v) => (v < 0 ? -0.1 : 0.1) + 0.9 * v);
-  return t;
-}
+const { host, awayFromZero } = hostTensors(900);
 
 /** x + y elementwise in float64 (same length). */
 const plus = (x: ArrayLike<number>, y: ArrayLike<number>) =>

@@ -19,19 +19,9 @@ import type { Graph, Var } from "../nn/graph.ts";
 import { Embedding, Head, Linear, TokenAndPosition } from "../nn/modules.ts";
 import { crossEntropyLoss, embedding } from "../nn/ops.ts";
 import { ParamStore } from "../nn/params.ts";
-import {
-  assertChecked,
-  gradCheck,
-  type GradCheckSpec,
-  type HostTensor,
-  randomF32,
-  randomIds,
-} from "./support.ts";
+import { assertChecked, gradCheck, type GradCheckSpec, hostTensors, randomIds } from "./support.ts";
 
-let seq = 500;
-function host(shape: number[], amp = 1): HostTensor {
-  return { shape, data: randomF32(shape.reduce((a, b) => a * b, 1), seq++, amp) };
-}
+const { host, nextSeed, reseed } = hostTensors(500);
 
 /** A finalised store with random values (not the init) for every parameter. */
 function storeWith(gpu: Gpu, build: (store: ParamStore) => void) {
@@ -107,7 +97,7 @@ Deno.test("modules: Linear, Embedding, TokenAndPosition and Head match float64 a
   {
     let emb!: Embedding;
     const { store, params } = storeWith(gpu, (s) => emb = new Embedding(s, "emb", 5, 3));
-    const idx = randomIds(8, 5, seq++);
+    const idx = randomIds(8, 5, nextSeed());
     specs.push({
       name: "Embedding(5, 3) at ids [2, 4]",
       store,
@@ -121,7 +111,7 @@ Deno.test("modules: Linear, Embedding, TokenAndPosition and Head match float64 a
     const [B, T, V, C] = [3, 4, 6, 4];
     let embed!: TokenAndPosition;
     const { store, params } = storeWith(gpu, (s) => embed = new TokenAndPosition(s, V, 5, C));
-    const idx = randomIds(B * T, V, seq++);
+    const idx = randomIds(B * T, V, nextSeed());
     specs.push({
       name: `TokenAndPosition(V=${V}, block 5, C=${C}) at ids [${B}, ${T}]`,
       store,
@@ -161,7 +151,7 @@ function languageModelSpec(gpu: Gpu, [B, T, V, C, hs]: number[]): GradCheckSpec 
     head = new Head(s, "sa_head", C, hs);
     lmHead = new Linear(s, "lm_head", hs, V);
   });
-  const idx = randomIds(B * T, V, seq++), targets = randomIds(B * T, V, seq++);
+  const idx = randomIds(B * T, V, nextSeed()), targets = randomIds(B * T, V, nextSeed());
   return {
     name: `embed → head → lm_head → cross-entropy (B=${B}, T=${T}, V=${V}, C=${C}, hs=${hs})`,
     store,
@@ -226,7 +216,7 @@ function sharedUseSpecs(gpu: Gpu): GradCheckSpec[] {
     const [B, T, V, C] = [2, 3, 5, 4];
     let emb!: Embedding;
     const { store, params } = storeWith(gpu, (s) => emb = new Embedding(s, "tied", V, C));
-    const idx = randomIds(B * T, V, seq++);
+    const idx = randomIds(B * T, V, nextSeed());
     specs.push({
       name: "tied embedding table: gather, then rows · tableᵀ",
       store,
@@ -271,7 +261,7 @@ function sharedUseSpecs(gpu: Gpu): GradCheckSpec[] {
   {
     // An input used by two ops and an embedding table used by two lookups.
     const [V, C] = [4, 4];
-    const a = randomIds(6, V, seq++), b = randomIds(6, V, seq++);
+    const a = randomIds(6, V, nextSeed()), b = randomIds(6, V, nextSeed());
     specs.push({
       name: "one table, two lookups added",
       inputs: { table: host([V, C]) },
@@ -296,7 +286,7 @@ Deno.test("replaying a recorded step overwrites gradients instead of doubling th
   const gpu = await getGpu();
   // The same specs with the same data, recorded once and replayed once or three times.
   const build = () => {
-    seq = 900;
+    reseed(900);
     return [...sharedUseSpecs(gpu), languageModelSpec(gpu, [2, 3, 5, 4, 4])];
   };
   const once = await gradCheck(gpu, build());

@@ -22,23 +22,12 @@ import {
   GRAD_TOL,
   gradCheck,
   type GradCheckSpec,
-  type HostTensor,
-  randomF32,
+  hostTensors,
   randomIds,
   relError,
 } from "./support.ts";
 
-let seq = 100;
-function host(shape: number[], amp = 1): HostTensor {
-  return { shape, data: randomF32(shape.reduce((a, b) => a * b, 1), seq++, amp) };
-}
-
-/** Values bounded away from 0 so ReLU's kink never sits inside a finite-difference step. */
-function awayFromZero(shape: number[]): HostTensor {
-  const t = host(shape);
-  t.data = t.data.map((v) => (v < 0 ? -0.1 : 0.1) + 0.9 * v);
-  return t;
-}
+const { host, awayFromZero, nextSeed } = hostTensors(100);
 
 const size = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
 
@@ -222,7 +211,7 @@ Deno.test("nn.embedding: forward and the table gradient with repeated ids", asyn
   const gpu = await getGpu();
   const spec = (V: number, C: number, idShape: number[]): GradCheckSpec => {
     // Few rows and many ids: most rows are picked more than once, some perhaps never.
-    const ids = randomIds(size(idShape), V, seq++);
+    const ids = randomIds(size(idShape), V, nextSeed());
     return {
       name: `embedding [${V}, ${C}] at ids [${idShape}]`,
       inputs: { table: host([V, C]) },
@@ -236,7 +225,7 @@ Deno.test("nn.embedding: forward and the table gradient with repeated ids", asyn
 Deno.test("nn.crossEntropyLoss: the loss and d(loss)/d(logits), alone and after linear", async () => {
   const gpu = await getGpu();
   const ceSpec = (B: number, T: number, V: number, withLinear: boolean): GradCheckSpec => {
-    const targets = randomIds(B * T, V, seq++);
+    const targets = randomIds(B * T, V, nextSeed());
     const inF = 6;
     return {
       name: `crossEntropyLoss [${B}, ${T}, ${V}]${withLinear ? " after linear" : ""}`,

@@ -234,3 +234,30 @@ export function assertChecked(results: readonly GradCheckResult[], gradTol = GRA
     for (const name of r.zeroGrads) ok(name in r.grads, `${r.name}: no gradient ${name}`);
   }
 }
+
+/**
+ * Random host tensors for gradient checks, each drawn from its own seed counting up from
+ * `firstSeed` (one sequence per test file keeps every file's data fixed as tests are added).
+ */
+export function hostTensors(firstSeed: number): {
+  host: (shape: number[], amp?: number) => HostTensor;
+  awayFromZero: (shape: number[]) => HostTensor;
+  /** The next seed of the sequence, for other draws (e.g. randomIds). */
+  nextSeed: () => number;
+  /** Restarts the sequence at `seed` (to draw a case's data again). */
+  reseed: (seed: number) => void;
+} {
+  let seq = firstSeed;
+  const host = (shape: number[], amp = 1): HostTensor => ({
+    shape,
+    data: randomF32(shape.reduce((a, b) => a * b, 1), seq++, amp),
+  });
+  // |v| ≥ 0.1: ReLU's kink never sits inside a finite-difference step, and a dropped element
+  // (0) is never mistaken for a kept one.
+  const awayFromZero = (shape: number[]): HostTensor => {
+    const t = host(shape);
+    t.data = t.data.map((v) => (v < 0 ? -0.1 : 0.1) + 0.9 * v);
+    return t;
+  };
+  return { host, awayFromZero, nextSeed: () => seq++, reseed: (seed) => void (seq = seed) };
+}
