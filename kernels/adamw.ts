@@ -48,7 +48,11 @@ export function adamwUniformWords(o: Required<AdamwOptions>): number[] {
   ].map(f32Bits);
 }
 
-function resolve(o: AdamwOptions): Required<AdamwOptions> {
+/**
+ * AdamW's options with PyTorch's defaults filled in, checked (finite; betas in [0, 1)); `op`
+ * names the caller in the error. Fused steps that apply AdamW resolve theirs here too.
+ */
+export function resolveAdamwOptions(o: AdamwOptions, op = "adamw"): Required<AdamwOptions> {
   const r = {
     lr: o.lr,
     beta1: o.beta1 ?? 0.9,
@@ -57,11 +61,11 @@ function resolve(o: AdamwOptions): Required<AdamwOptions> {
     weightDecay: o.weightDecay ?? 0.01,
   };
   for (const [name, value] of Object.entries(r)) {
-    if (!Number.isFinite(value)) throw new RangeError(`adamw: ${name} = ${value} is not finite`);
+    if (!Number.isFinite(value)) throw new RangeError(`${op}: ${name} = ${value} is not finite`);
   }
   for (const name of ["beta1", "beta2"] as const) {
     if (r[name] < 0 || r[name] >= 1) {
-      throw new RangeError(`adamw: ${name} = ${r[name]} is not in [0, 1)`);
+      throw new RangeError(`${op}: ${name} = ${r[name]} is not in [0, 1)`);
     }
   }
   return r;
@@ -71,7 +75,7 @@ function resolve(o: AdamwOptions): Required<AdamwOptions> {
 export function adamw(rec: Recorder, a: AdamwArgs): void {
   const { params, grads, m, v, counters } = a;
   const counterIndex = a.counterIndex ?? Counter.trainBatch;
-  const o = resolve(a);
+  const o = resolveAdamwOptions(a);
   for (const t of [params, grads, m, v]) {
     requireF32("adamw", t);
     if (t.size !== params.size) {
@@ -107,7 +111,7 @@ export function adamwReference<
   t: number,
   opts: AdamwOptions,
 ): { p: P; m: M; v: W } {
-  const o = resolve(opts);
+  const o = resolveAdamwOptions(opts);
   const bc1 = 1 - o.beta1 ** t;
   const bc2 = 1 - o.beta2 ** t;
   const stepSize = o.lr / bc1;

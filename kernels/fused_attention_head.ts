@@ -13,7 +13,7 @@
 import philoxSource from "./philox.wgsl" with { type: "text" };
 import source from "./fused_attention_head.wgsl" with { type: "text" };
 import { checkDeviceBatch, type DeviceBatch, sampleBatchReference } from "./batch.ts";
-import { adamwReference, adamwUniformWords } from "./adamw.ts";
+import { adamwReference, adamwUniformWords, resolveAdamwOptions } from "./adamw.ts";
 import type { Gpu } from "./device.ts";
 import { requireDisjoint, requireF32, wgslSection } from "./elementwise.ts";
 import { type Recorder, uniformU32 } from "./program.ts";
@@ -354,16 +354,7 @@ export function fusedAttentionHeadStep(
     }
   }
   requireDisjoint(op, [params, m, v, a.counters, a.losses], [a.tokens]);
-  const o = {
-    lr: a.lr,
-    weightDecay: a.weightDecay,
-    beta1: a.beta1 ?? 0.9,
-    beta2: a.beta2 ?? 0.999,
-    eps: a.eps ?? 1e-8,
-  };
-  for (const [name, value] of Object.entries(o)) {
-    if (!Number.isFinite(value)) throw new RangeError(`${op}: ${name} = ${value} is not finite`);
-  }
+  const o = resolveAdamwOptions(a, op);
   const { r, scratch, consts } = recordSequence(rec, op, a, true);
   // Workgroups of 64 invocations hold 8 SIMD rows each.
   recordUpdate(rec, consts, [params, m, v, scratch], a, o, Math.ceil(updateRows(r.shape) / 8));

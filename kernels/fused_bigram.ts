@@ -12,7 +12,7 @@ import { checkDeviceBatch, type DeviceBatch, sampleBatchReference } from "./batc
 import { crossEntropyReference } from "./cross_entropy.ts";
 import { requireDisjoint, requireF32, wgslSection } from "./elementwise.ts";
 import { embeddingBackwardReference, embeddingForwardReference } from "./embedding.ts";
-import { adamwReference } from "./adamw.ts";
+import { adamwReference, resolveAdamwOptions } from "./adamw.ts";
 import { f32Bits } from "./grid.ts";
 import { type Recorder, uniformU32 } from "./program.ts";
 import { createTensor, LimitError, ShapeError, type Tensor } from "./tensor.ts";
@@ -181,16 +181,7 @@ export function fusedBigramStep(rec: Recorder, a: FusedBigramBatch & FusedBigram
     );
   }
   requireDisjoint(op, [params, m, v], [a.tokens, a.counters]);
-  const o = {
-    lr: a.lr,
-    weightDecay: a.weightDecay,
-    beta1: a.beta1 ?? 0.9,
-    beta2: a.beta2 ?? 0.999,
-    eps: a.eps ?? 1e-8,
-  };
-  for (const [name, value] of Object.entries(o)) {
-    if (!Number.isFinite(value)) throw new RangeError(`${op}: ${name} = ${value} is not finite`);
-  }
+  const o = resolveAdamwOptions(a, op);
   const scratch = scratchFor(a);
   recordLoss(rec, a, scratch, o);
   // The same host-side values, rounded once to f32, as kernels/adamw.ts uploads.
