@@ -170,43 +170,68 @@ export function matmulCode(layout: MatmulLayout): string {
   L.push(`  for (var kc = 0u; kc < (K + 3u) / 4u; kc = kc + 1u) {`);
   L.push(`    let k = kc * 4u;`);
   L.push(...loads);
+  L.push(...fmaTileLines(tm, groups, (i, kk) => aExpr[i][kk], (kk, g) => bExpr[kk][g]));
+  L.push(`  }`);
+  L.push(...storeTileLines(tm, groups, vecC));
+  L.push(`}`);
+  return L.join("\n");
+}
+
+/**
+ * One k-step of a register tile: c{i}_{g} += a(i, kk) · b(kk, g) for kk = 0..3, as one chain of
+ * fused multiply-adds per output in ascending k. Every matmul kernel uses this order, so the
+ * kernels agree bit for bit whichever the dispatcher picks.
+ */
+export function fmaTileLines(
+  tm: number,
+  groups: number,
+  a: (i: number, kk: number) => string,
+  b: (kk: number, g: number) => string,
+): string[] {
+  const lines: string[] = [];
   for (let i = 0; i < tm; i++) {
     for (let g = 0; g < groups; g++) {
       const sum = [0, 1, 2, 3].reduce(
-        (acc, kk) => `fma(vec4<f32>(${aExpr[i][kk]}), ${bExpr[kk][g]}, ${acc})`,
+        (acc, kk) => `fma(vec4<f32>(${a(i, kk)}), ${b(kk, g)}, ${acc})`,
         `c${i}_${g}`,
       );
-      L.push(`    c${i}_${g} = ${sum};`);
+      lines.push(`    c${i}_${g} = ${sum};`);
     }
   }
-  L.push(`  }`);
-  const accumulate = "ACCUMULATE";
+  return lines;
+}
+
+/**
+ * Stores (or, with ACCUMULATE, adds) a tm × 4·groups register tile at (m0, n0) of c, skipping
+ * what lies past M and N. With `vecC` (N % 4 == 0, n0 % 4 == 0) a group of four is entirely
+ * inside or entirely past the edge, so it is stored as one vec4.
+ */
+export function storeTileLines(tm: number, groups: number, vecC: boolean): string[] {
+  const lines: string[] = [];
   for (let i = 0; i < tm; i++) {
-    L.push(`  if (m0 + ${i}u < M) {`);
-    L.push(`    let row = c_off + (m0 + ${i}u) * N + n0;`);
+    lines.push(`  if (m0 + ${i}u < M) {`);
+    lines.push(`    let row = c_off + (m0 + ${i}u) * N + n0;`);
     for (let g = 0; g < groups; g++) {
       if (vecC) {
-        // N % 4 == 0 and n0 % 4 == 0: a group is entirely inside or entirely past the edge.
-        L.push(`    if (n0 + ${4 * g}u < N) {`);
-        L.push(`      let o = row / 4u + ${g}u;`);
-        L.push(
-          `      if (${accumulate}) { c[o] = c[o] + c${i}_${g}; } else { c[o] = c${i}_${g}; }`,
+        lines.push(`    if (n0 + ${4 * g}u < N) {`);
+        lines.push(`      let o = row / 4u + ${g}u;`);
+        lines.push(
+          `      if (ACCUMULATE) { c[o] = c[o] + c${i}_${g}; } else { c[o] = c${i}_${g}; }`,
         );
-        L.push(`    }`);
+        lines.push(`    }`);
       } else {
         for (let cc = 0; cc < 4; cc++) {
           const j = 4 * g + cc, v = `c${i}_${g}.${XYZW[cc]}`;
-          L.push(`    if (n0 + ${j}u < N) {`);
-          L.push(`      let o = row + ${j}u;`);
-          L.push(`      if (${accumulate}) { c[o] = c[o] + ${v}; } else { c[o] = ${v}; }`);
-          L.push(`    }`);
+          lines.push(`    if (n0 + ${j}u < N) {`);
+          lines.push(`      let o = row + ${j}u;`);
+          lines.push(`      if (ACCUMULATE) { c[o] = c[o] + ${v}; } else { c[o] = ${v}; }`);
+          lines.push(`    }`);
         }
       }
     }
-    L.push(`  }`);
+    lines.push(`  }`);
   }
-  L.push(`}`);
-  return L.join("\n");
+  return lines;
 }
 
 /**

@@ -10,7 +10,7 @@
 import headerSource from "./matmul_texture.wgsl" with { type: "text" };
 import packSource from "./matmul_pack.wgsl" with { type: "text" };
 import type { Gpu } from "./device.ts";
-import type { MatmulDims, MatmulTile } from "./matmul.ts";
+import { fmaTileLines, type MatmulDims, type MatmulTile, storeTileLines } from "./matmul.ts";
 import { pipelineFor, type Recorder } from "./program.ts";
 import type { Tensor } from "./tensor.ts";
 
@@ -75,39 +75,10 @@ export function textureMatmulCode(layout: TextureMatmulLayout): string {
       );
     }
   }
-  // Same order of fused multiply-adds as the storage-buffer kernel: k ascending, one chain
-  // per output, so the two paths agree bit for bit.
-  for (let i = 0; i < tm; i++) {
-    for (let g = 0; g < groups; g++) {
-      const sum = [0, 1, 2, 3].reduce(
-        (acc, kk) => `fma(vec4<f32>(a${i}.${XYZW[kk]}), b${kk}_${g}, ${acc})`,
-        `c${i}_${g}`,
-      );
-      L.push(`    c${i}_${g} = ${sum};`);
-    }
-  }
+  // The storage-buffer kernel's order of fused multiply-adds, so the two agree bit for bit.
+  L.push(...fmaTileLines(tm, groups, (i, kk) => `a${i}.${XYZW[kk]}`, (kk, g) => `b${kk}_${g}`));
   L.push(`  }`);
-  for (let i = 0; i < tm; i++) {
-    L.push(`  if (m0 + ${i}u < M) {`);
-    L.push(`    let row = c_off + (m0 + ${i}u) * N + n0;`);
-    for (let g = 0; g < groups; g++) {
-      if (vecC) {
-        L.push(`    if (n0 + ${4 * g}u < N) {`);
-        L.push(`      let o = row / 4u + ${g}u;`);
-        L.push(`      if (ACCUMULATE) { c[o] = c[o] + c${i}_${g}; } else { c[o] = c${i}_${g}; }`);
-        L.push(`    }`);
-      } else {
-        for (let cc = 0; cc < 4; cc++) {
-          const j = 4 * g + cc, v = `c${i}_${g}.${XYZW[cc]}`;
-          L.push(`    if (n0 + ${j}u < N) {`);
-          L.push(`      let o = row + ${j}u;`);
-          L.push(`      if (ACCUMULATE) { c[o] = c[o] + ${v}; } else { c[o] = ${v}; }`);
-          L.push(`    }`);
-        }
-      }
-    }
-    L.push(`  }`);
-  }
+  L.push(...storeTileLines(tm, groups, vecC));
   L.push(`}`);
   return L.join("\n");
 }
