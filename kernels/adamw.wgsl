@@ -25,15 +25,6 @@ struct Params {
 @group(0) @binding(4) var<storage, read> counters: array<u32>;
 @group(0) @binding(5) var<uniform> p: Params;
 
-// 1 − exp(y) for y ≤ 0. Computing 1 − β^t directly loses most digits when β^t is close to one
-// (β₂ = 0.999 at t = 1 keeps only three in f32), so small |y| uses the series of −expm1.
-fn one_minus_exp(y: f32) -> f32 {
-  if (y > -0.1) {
-    return -y * (1.0 + y * (0.5 + y * (1.0 / 6.0 + y * (1.0 / 24.0 + y * (1.0 / 120.0)))));
-  }
-  return 1.0 - exp(y);
-}
-
 @compute @workgroup_size(256)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let i = gid.x + gid.y * nwg.x * 256u;

@@ -11,9 +11,15 @@
  * rounding, not bit for bit (tests/fused_attention_head_test.ts states the tolerance).
  */
 import philoxSource from "./philox.wgsl" with { type: "text" };
+import adamwBiasSource from "./adamw_bias.wgsl" with { type: "text" };
 import source from "./fused_attention_head.wgsl" with { type: "text" };
 import { checkDeviceBatch, type DeviceBatch, sampleBatchReference } from "./batch.ts";
-import { adamwReference, adamwUniformWords, resolveAdamwOptions } from "./adamw.ts";
+import {
+  type AdamwOptions,
+  adamwReference,
+  adamwUniformWords,
+  resolveAdamwOptions,
+} from "./adamw.ts";
 import type { Gpu } from "./device.ts";
 import { requireDisjoint, requireF32, wgslSection } from "./elementwise.ts";
 import { type Recorder, uniformU32 } from "./program.ts";
@@ -166,14 +172,10 @@ export interface FusedAttentionHeadBatch extends DeviceBatch {
 }
 
 /** The AdamW state a training step updates (the ParamStore's sibling arenas). */
-export interface FusedAttentionHeadOptimizer {
+export interface FusedAttentionHeadOptimizer extends AdamwOptions {
   m: Tensor;
   v: Tensor;
-  lr: number;
   weightDecay: number;
-  beta1?: number;
-  beta2?: number;
-  eps?: number;
 }
 
 interface Resolved {
@@ -381,7 +383,10 @@ function recordUpdate(
   );
   // One pipeline for training and evaluation (see `finish_only` in the .wgsl file).
   rec.dispatch(
-    { name: "fused_attention_head_update", code: consts + wgslSection(source, "update") },
+    {
+      name: "fused_attention_head_update",
+      code: consts + adamwBiasSource + wgslSection(source, "update"),
+    },
     [params, m, v, scratch, a.counters, a.losses, uniform],
     workgroups,
   );

@@ -580,14 +580,6 @@ fn g4(i: u32) -> vec4<f32> {
   return bitcast<vec4<f32>>(scratch[i >> 2u]);
 }
 
-// 1 − exp(y) for y ≤ 0, as in kernels/adamw.wgsl.
-fn one_minus_exp(y: f32) -> f32 {
-  if (y > -0.1) {
-    return -y * (1.0 + y * (0.5 + y * (1.0 / 6.0 + y * (1.0 / 24.0 + y * (1.0 / 120.0)))));
-  }
-  return 1.0 - exp(y);
-}
-
 // AdamW on the four parameters at arena float offset i (a multiple of 4), as kernels/adamw.wgsl.
 fn adam4(i: u32, g: vec4<f32>) {
   let e = i >> 2u;

@@ -7,12 +7,13 @@
  * order, so losses and parameters are bit-identical to the autograd path (tests/fused_bigram_test.ts).
  */
 import philoxSource from "./philox.wgsl" with { type: "text" };
+import adamwBiasSource from "./adamw_bias.wgsl" with { type: "text" };
 import source from "./fused_bigram.wgsl" with { type: "text" };
 import { checkDeviceBatch, type DeviceBatch, sampleBatchReference } from "./batch.ts";
 import { crossEntropyReference } from "./cross_entropy.ts";
 import { requireDisjoint, requireF32, wgslSection } from "./elementwise.ts";
 import { embeddingBackwardReference, embeddingForwardReference } from "./embedding.ts";
-import { adamwReference, resolveAdamwOptions } from "./adamw.ts";
+import { type AdamwOptions, adamwReference, resolveAdamwOptions } from "./adamw.ts";
 import { f32Bits } from "./grid.ts";
 import { type Recorder, uniformU32 } from "./program.ts";
 import { createTensor, LimitError, ShapeError, type Tensor } from "./tensor.ts";
@@ -24,7 +25,7 @@ const LOOP_LIMIT = 65535;
 // workgroup per core of the 2-core machines it runs on rather than one per 256 elements.
 const UPDATE_WORKGROUPS = 2;
 
-const lossCode = philoxSource + wgslSection(source, "loss");
+const lossCode = philoxSource + adamwBiasSource + wgslSection(source, "loss");
 const updateCode = wgslSection(source, "update");
 
 /** The batch a fused bigram kernel draws, and where its loss goes. */
@@ -34,16 +35,12 @@ export interface FusedBigramBatch extends DeviceBatch {
 }
 
 /** The AdamW state a fused training step updates (the ParamStore's arenas). */
-export interface FusedBigramOptimizer {
+export interface FusedBigramOptimizer extends AdamwOptions {
   /** Parameter arena holding the table at offset 0 and nothing else but padding. */
   params: Tensor;
   m: Tensor;
   v: Tensor;
-  lr: number;
   weightDecay: number;
-  beta1?: number;
-  beta2?: number;
-  eps?: number;
 }
 
 /** Scratch words the two kernels share for B·T positions and a vocabulary of V. */

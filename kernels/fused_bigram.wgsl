@@ -43,14 +43,6 @@ fn bias_at() -> u32 {
   return lists_at() + V * N;
 }
 
-// 1 − exp(y) for y ≤ 0, as in kernels/adamw.wgsl.
-fn one_minus_exp(y: f32) -> f32 {
-  if (y > -0.1) {
-    return -y * (1.0 + y * (0.5 + y * (1.0 / 6.0 + y * (1.0 / 24.0 + y * (1.0 / 120.0)))));
-  }
-  return 1.0 - exp(y);
-}
-
 //@kernel loss
 override NT: u32; // tokens in the split
 override B: u32;

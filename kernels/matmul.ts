@@ -51,7 +51,8 @@ export interface MatmulLayout extends MatmulTile {
 /** llvmpipe stops an invocation after this many loop iterations in total, silently. */
 export const MAX_LOOP_ITERATIONS = 65535;
 
-const XYZW = ["x", "y", "z", "w"];
+/** Vector component names, by index. */
+export const XYZW = ["x", "y", "z", "w"];
 
 /** WGSL for one matmul layout: the shared header plus an unrolled TM×TN tile body. */
 export function matmulCode(layout: MatmulLayout): string {

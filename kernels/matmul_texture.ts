@@ -10,11 +10,16 @@
 import headerSource from "./matmul_texture.wgsl" with { type: "text" };
 import packSource from "./matmul_pack.wgsl" with { type: "text" };
 import type { Gpu } from "./device.ts";
-import { fmaTileLines, type MatmulDims, type MatmulTile, storeTileLines } from "./matmul.ts";
-import { pipelineFor, type Recorder } from "./program.ts";
+import {
+  fmaTileLines,
+  type MatmulDims,
+  type MatmulTile,
+  storageU32,
+  storeTileLines,
+  XYZW,
+} from "./matmul.ts";
+import { bindingResource, pipelineFor, type Recorder } from "./program.ts";
 import type { Tensor } from "./tensor.ts";
-
-const XYZW = ["x", "y", "z", "w"];
 
 /** Generated WGSL by variant key: generating a 16×16 tile body is not free. */
 const codeCache = new Map<string, string>();
@@ -143,21 +148,6 @@ function scratchTexture(gpu: Gpu, role: "a" | "b", [w, h, layers]: number[]): GP
   return texture;
 }
 
-/** A read-only storage buffer of u32 parameters (see storageU32 in matmul.ts for why not uniform). */
-function paramsBuffer(gpu: Gpu, values: readonly number[], label: string): GPUBuffer {
-  const buffer = gpu.device.createBuffer({
-    label,
-    size: Math.max(16, Math.ceil(values.length / 4) * 16),
-    usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST,
-  });
-  gpu.device.queue.writeBuffer(buffer, 0, Uint32Array.from(values));
-  return buffer;
-}
-
-function tensorResource(t: Tensor): GPUBufferBinding {
-  return { buffer: t.buffer, offset: t.byteOffset, size: Math.max(4, t.byteLength) };
-}
-
 /** How the packing kernel reads one operand (see matmul_pack.wgsl). */
 type PackMode = "rows" | "scalar" | "transposed";
 
@@ -251,14 +241,14 @@ function pack(rec: Recorder, jobs: readonly PackJob[], first: number, layers: nu
     const job = jobs[i];
     return job ? [job.rows, job.cols, job.batchStride, job.batchStride ? first : 0] : [0, 0, 0, 0];
   });
-  const params = paramsBuffer(gpu, values, "matmul_pack.params");
+  const params = storageU32(gpu, values, "matmul_pack.params");
   const texels = Math.max(...jobs.map((job) => job.texture.width * job.texture.height));
   const groups = Math.ceil(texels / 64);
   // Linear invocation numbers, folded into two grid dimensions past the per-dimension limit.
   const gx = Math.min(groups, 4096);
   const entries: GPUBindGroupEntry[] = [{ binding: 0, resource: { buffer: params } }];
   jobs.forEach((job, i) => {
-    entries.push({ binding: 1 + 2 * i, resource: tensorResource(job.src) });
+    entries.push({ binding: 1 + 2 * i, resource: bindingResource(job.src) });
     entries.push({
       binding: 2 + 2 * i,
       resource: job.texture.createView({ dimension: "2d-array" }),
@@ -320,7 +310,7 @@ export function matmulTexture(
     const count = Math.min(maxLayers, batch - first);
     const jobs = [jobA, jobB].filter((job) => first === 0 || job.batchStride > 0);
     pack(rec, jobs, first, jobs.some((job) => job.batchStride > 0) ? count : 1);
-    const params = paramsBuffer(gpu, [
+    const params = storageU32(gpu, [
       M,
       N,
       Math.ceil(K / 4),
@@ -334,7 +324,7 @@ export function matmulTexture(
       [
         { binding: 0, resource: ta.createView(view) },
         { binding: 1, resource: tb.createView(view) },
-        { binding: 2, resource: tensorResource(out) },
+        { binding: 2, resource: bindingResource(out) },
         { binding: 3, resource: { buffer: params } },
       ],
       [

@@ -56,6 +56,13 @@ export function pipelineFor(gpu: Gpu, kernel: Kernel): GPUComputePipeline {
   return pipeline;
 }
 
+/** The bind-group resource of a buffer or of a tensor (its view: offset and byte length). */
+export function bindingResource(b: Binding): GPUBufferBinding {
+  return b instanceof GPUBuffer
+    ? { buffer: b }
+    : { buffer: b.buffer, offset: b.byteOffset, size: Math.max(4, b.byteLength) };
+}
+
 /** Creates a small uniform buffer holding u32 parameters fixed at record time. */
 export function uniformU32(gpu: Gpu, values: readonly number[], label = "params"): GPUBuffer {
   const buffer = gpu.device.createBuffer({
@@ -79,15 +86,8 @@ export class Recorder {
 
   /** Records one dispatch of `kernel` with `bindings` at @group(0) @binding(0..n-1). */
   dispatch(kernel: Kernel, bindings: readonly Binding[], workgroups: number | number[]): void {
-    this.#checkOpen(kernel.name);
-    const pipeline = pipelineFor(this.gpu, kernel);
-    const entries = bindings.map((b, binding): GPUBindGroupEntry => ({
-      binding,
-      resource: b instanceof GPUBuffer
-        ? { buffer: b }
-        : { buffer: b.buffer, offset: b.byteOffset, size: Math.max(4, b.byteLength) },
-    }));
-    this.dispatchWith(kernel.name, pipeline, entries, workgroups);
+    const entries = bindings.map((b, binding) => ({ binding, resource: bindingResource(b) }));
+    this.dispatchWith(kernel.name, pipelineFor(this.gpu, kernel), entries, workgroups);
   }
 
   /**

@@ -27,6 +27,20 @@ function contribute(g: Graph, target: { tensor: Tensor; accumulate: boolean }, s
   else copy(g.rec, src, target.tensor);
 }
 
+/**
+ * Adds `src` into a gradient target that `src` repeats (a broadcast operand, an operand shared
+ * by every batch): src is [repeats × target size], summed over the repeats by a column sum in
+ * their order (deterministic), since one elementwise dispatch cannot reduce across invocations.
+ */
+export function sumRepeatsInto(
+  g: Graph,
+  src: Tensor,
+  target: { tensor: Tensor; accumulate: boolean },
+): void {
+  const n = target.tensor.size;
+  colSum(g.rec, reshape(src, [src.size / n, n]), reshape(target.tensor, [n]), target.accumulate);
+}
+
 /** y = x·Wᵀ + b for x [..., in], W [out, in], b [out] (PyTorch's Linear layout). */
 export function linear(g: Graph, x: Var, weight: Var, bias?: Var): Var {
   if (weight.shape.length !== 2) {
@@ -66,7 +80,7 @@ export function linear(g: Graph, x: Var, weight: Var, bias?: Var): Var {
     }
     if (bias?.requiresGrad) {
       const t = g.gradTarget(bias);
-      colSum(g.rec, dY2, t.tensor, t.accumulate);
+      sumRepeatsInto(g, dY2, t);
     }
     if (x.requiresGrad) {
       const t = g.gradTarget(x);
@@ -92,10 +106,9 @@ function operandGrad(
     product(t.tensor, t.accumulate);
     return;
   }
-  const size = operand.data.size;
   const perBatch = g.alloc([batch, ...operand.shape], "matmul.grad.batched");
   product(perBatch, false);
-  colSum(g.rec, reshape(perBatch, [batch, size]), reshape(t.tensor, [size]), t.accumulate);
+  sumRepeatsInto(g, perBatch, t);
 }
 
 /** Batched C = op(A)·op(B) with optional transposes, e.g. q·kᵀ for attention scores. */
@@ -185,12 +198,7 @@ export function add(g: Graph, a: Var, b: Var): Var {
       // Equal sizes with different shapes (positions [T, C] onto a batch of one [1, T, C]):
       // the gradient is dOut seen in b's shape.
       if (b.data.size === a.data.size) contribute(g, t, reshape(dOut, b.shape));
-      else {colSum(
-          g.rec,
-          reshape(dOut, [a.data.size / b.data.size, b.data.size]),
-          reshape(t.tensor, [b.data.size]),
-          t.accumulate,
-        );}
+      else sumRepeatsInto(g, dOut, t);
     }
   });
 }

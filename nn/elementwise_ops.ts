@@ -11,8 +11,8 @@ import { addInto, mul as mulKernel, scale as scaleKernel } from "../kernels/elem
 import type { Gpu } from "../kernels/device.ts";
 import { matmul as matmulKernel } from "../kernels/matmul.ts";
 import { streamKey } from "../kernels/philox.ts";
-import { colSum } from "../kernels/reduce.ts";
 import { createTensor, reshape, ShapeError, type Tensor } from "../kernels/tensor.ts";
+import { sumRepeatsInto } from "./attention_ops.ts";
 import type { Graph, Var } from "./graph.ts";
 
 /**
@@ -43,12 +43,7 @@ export function mul(g: Graph, a: Var, b: Var): Var {
         // invocations, so the products go to a scratch and a column sum adds them in order.
         const product = g.alloc(a.shape, "mul.grad.product");
         mulKernel(g.rec, dOut, a.data, product);
-        colSum(
-          g.rec,
-          reshape(product, [a.data.size / b.data.size, b.data.size]),
-          reshape(t.tensor, [b.data.size]),
-          t.accumulate,
-        );
+        sumRepeatsInto(g, product, t);
       }
     }
   });
