@@ -5,14 +5,16 @@
  * worse by more than max(sigmas·σ/√n, absolute) is a regression (exit 1).
  */
 import { basename, join } from "node:path";
-import { parseArgs } from "node:util";
 import { z } from "zod";
 import { experiments } from "../experiments/mod.ts";
+import type { Experiment } from "../experiments/types.ts";
 import { writeFileAtomic } from "./atomic.ts";
+import { parseCommandArgs } from "./cli.ts";
 import { resolveConfig } from "./config.ts";
 import { codeSha256 } from "./env.ts";
 import { ExitCode, UsageError } from "./errors.ts";
 import { runExp } from "./exp.ts";
+import { userPath } from "./paths.ts";
 import type { RunResult } from "./result_schema.ts";
 import { readResult, resultPath, runId } from "./results_io.ts";
 import { summarize } from "./stats.ts";
@@ -75,6 +77,38 @@ export function metricOf(result: RunResult, path: string): number {
   return value;
 }
 
+/** Numeric fields every result has, whatever its experiment. */
+const COMMON_METRICS = [
+  "steps",
+  "wallMs",
+  "seed",
+  "throughput.stepsPerSec",
+  "throughput.tokensPerSec",
+];
+/** Numeric fields of language-model results. */
+const LM_METRICS = [
+  "final.train",
+  "final.val",
+  "data.characters",
+  "data.vocabSize",
+  "data.trainTokens",
+  "data.valTokens",
+];
+
+/**
+ * Why `metric` can never be a number in a result of `experiment`, or null when it can. A check
+ * experiment's `final` keys are its own, so any `final.<key>` is accepted for it.
+ */
+export function metricPathProblem(experiment: Experiment, metric: string): string | null {
+  const known = experiment.kind === "language-model"
+    ? [...LM_METRICS, ...COMMON_METRICS]
+    : ["final.<key>", ...COMMON_METRICS];
+  if (known.includes(metric)) return null;
+  if (experiment.kind === "check" && /^final\.[^.]+$/.test(metric)) return null;
+  return `metric '${metric}' is not a numeric field of a ${experiment.name} result; ` +
+    `use one of ${known.join(", ")}`;
+}
+
 async function loadBaselines(
   dir: string,
 ): Promise<{ name: string; path: string; baseline: Baseline }[]> {
@@ -102,8 +136,18 @@ async function loadBaselines(
       );
       throw new UsageError(`${path}: not a baseline (${issues.join("; ")})`);
     }
-    if (!experiments.has(parsed.data.experiment)) {
+    const experiment = experiments.get(parsed.data.experiment);
+    if (!experiment) {
       throw new UsageError(`${path}: unknown experiment '${parsed.data.experiment}'`);
+    }
+    const problem = metricPathProblem(experiment, parsed.data.metric);
+    if (problem) throw new UsageError(`${path}: ${problem}`);
+    // Resolved now so a bad override fails before any baseline trains.
+    try {
+      await resolveConfig(experiment.schema as never, { sets: setsOf(parsed.data) });
+    } catch (e) {
+      if (e instanceof UsageError) throw new UsageError(`${path}: overrides: ${e.message}`);
+      throw e;
     }
     entries.push({ name: basename(file, ".json"), path, baseline: parsed.data });
   }
@@ -226,55 +270,74 @@ function table(rows: CheckRow[]): string {
   return [fmt(header), ...lines.map(fmt)].join("\n");
 }
 
+const USAGE =
+  "usage: deno task check [--baselines DIR] [--results DIR] [--update [--accept-regression]] " +
+  "[--quiet] [--help]";
+
 /** Runs the `check` command; returns the exit code (0 pass, 1 regression, 2 usage). */
 export async function runCheck(argv: string[]): Promise<number> {
-  let values;
-  try {
-    values = parseArgs({
-      args: argv,
-      strict: true,
-      options: {
-        baselines: { type: "string", default: "results/baselines" },
-        results: { type: "string", default: "results" },
-        update: { type: "boolean", default: false },
-        quiet: { type: "boolean", default: false },
-      },
-    }).values;
-  } catch (e) {
-    throw new UsageError(
-      `${
-        (e as Error).message
-      }\nusage: deno task check [--baselines DIR] [--results DIR] [--update] [--quiet]`,
-    );
+  const { values, positionals } = parseCommandArgs(argv, {
+    baselines: { type: "string", default: "results/baselines" },
+    results: { type: "string", default: "results" },
+    update: { type: "boolean", default: false },
+    "accept-regression": { type: "boolean", default: false },
+    quiet: { type: "boolean", default: false },
+  }, USAGE);
+  if (positionals.length > 0) {
+    throw new UsageError(`unexpected argument '${positionals[0]}'\n${USAGE}`);
   }
-  const baselines = await loadBaselines(values.baselines);
+  if (values["accept-regression"] && !values.update) {
+    throw new UsageError(`--accept-regression only applies with --update\n${USAGE}`);
+  }
+  const baselinesDir = userPath(values.baselines);
+  const resultsDir = userPath(values.results);
+  const baselines = await loadBaselines(baselinesDir);
   const code = await codeSha256();
   const rows: CheckRow[] = [];
-  for (const { name, path, baseline } of baselines) {
+  let reused = 0, trained = 0;
+  for (const { name, baseline } of baselines) {
     let fresh: FreshValues;
     try {
-      fresh = await freshValues(baseline, values.results, values.quiet, code);
+      fresh = await freshValues(baseline, resultsDir, values.quiet, code);
     } catch (e) {
       if (!(e instanceof CheckFailure)) throw e;
       console.error(`error: ${name}: ${e.message}`);
       return ExitCode.failure;
     }
     console.log(
-      `${name}: ${fresh.reused} run(s) reused from ${values.results}, ${fresh.trained} trained`,
+      `${name}: ${fresh.reused} run(s) reused from ${resultsDir}, ${fresh.trained} trained`,
     );
-    const row = judge(name, baseline, fresh.values);
-    rows.push(row);
-    if (values.update) {
-      const updated = { ...baseline, expected: { mean: row.mean, std: row.std } };
-      await writeFileAtomic(path, JSON.stringify(updated, null, 2) + "\n");
-    }
+    reused += fresh.reused;
+    trained += fresh.trained;
+    rows.push(judge(name, baseline, fresh.values));
   }
   console.log(table(rows));
+  const regressions = rows.filter((r) => r.verdict === "regression");
+  const regressed = regressions.map((r) => r.name).join(", ");
   if (values.update) {
-    console.log(`updated ${rows.length} baseline(s) in ${values.baselines} from the fresh runs`);
+    if (regressions.length > 0 && !values["accept-regression"]) {
+      console.error(
+        `refusing to update: ${regressed} regressed; the baselines are unchanged. Pass ` +
+          "--accept-regression with --update to record worse figures on purpose",
+      );
+      return ExitCode.failure;
+    }
+    for (const row of rows) {
+      const { path } = baselines.find((b) => b.name === row.name)!;
+      const updated = { ...row.baseline, expected: { mean: row.mean, std: row.std } };
+      await writeFileAtomic(path, JSON.stringify(updated, null, 2) + "\n");
+    }
+    const source = trained === 0
+      ? `${reused} reused run(s)`
+      : reused === 0
+      ? `${trained} freshly trained run(s)`
+      : `${reused} reused and ${trained} freshly trained run(s)`;
+    console.log(
+      `updated ${rows.length} baseline(s) in ${baselinesDir} from ${source}` +
+        (regressions.length > 0 ? ` (regression accepted: ${regressed})` : ""),
+    );
     return ExitCode.ok;
   }
-  const regressions = rows.filter((r) => r.verdict === "regression");
   const better = rows.filter((r) => r.verdict === "better");
   if (better.length > 0) {
     console.log(
@@ -283,7 +346,7 @@ export async function runCheck(argv: string[]): Promise<number> {
     );
   }
   if (regressions.length > 0) {
-    console.log(`regression: ${regressions.map((r) => r.name).join(", ")}`);
+    console.log(`regression: ${regressed}`);
     return ExitCode.failure;
   }
   console.log(`check passed: ${rows.length} baseline(s)`);

@@ -26,12 +26,13 @@
  * | `seedlab.step`         | optimizer steps completed, decimal                   |
  * | `seedlab.curve`        | optional: the loss curve so far, JSON (results schema) |
  * | `seedlab.overrides`    | optional: the run's `--set` overrides, JSON object   |
+ * | `seedlab.initFrom`     | optional: the `--init-from` weights, JSON {path, paramsSha256} |
  *
  * Any safetensors reader (e.g. Python's `safetensors.numpy.load_file`) can open the file.
  */
 import { z } from "zod";
 import { UsageError } from "./errors.ts";
-import { CurvePoint } from "./result_schema.ts";
+import { CurvePoint, InitFrom } from "./result_schema.ts";
 import { loadSafetensors, type SafeTensor, saveSafetensors } from "./safetensors.ts";
 
 /** The format tag stored under `seedlab.format`; bumped when the layout changes meaning. */
@@ -61,6 +62,8 @@ export interface Checkpoint {
   curve?: CurvePoint[];
   /** The run's `--set` overrides, so `--resume` re-creates its config without repeating them. */
   overrides?: Record<string, unknown>;
+  /** The weights the run started from (`--init-from`), so a resumed run keeps its run id. */
+  initFrom?: InitFrom;
 }
 
 const PARAM = "param.";
@@ -76,6 +79,7 @@ const META = {
   step: "seedlab.step",
   curve: "seedlab.curve",
   overrides: "seedlab.overrides",
+  initFrom: "seedlab.initFrom",
 } as const;
 
 const fmtShape = (shape: readonly number[]) => `[${shape.join(", ")}]`;
@@ -144,6 +148,7 @@ export async function saveCheckpoint(path: string, ckpt: Checkpoint): Promise<vo
   // NaN losses of a diverged curve become null, which the results schema allows.
   if (ckpt.curve) metadata[META.curve] = JSON.stringify(ckpt.curve);
   if (ckpt.overrides) metadata[META.overrides] = JSON.stringify(ckpt.overrides);
+  if (ckpt.initFrom) metadata[META.initFrom] = JSON.stringify(ckpt.initFrom);
   await saveSafetensors(path, tensors, metadata);
 }
 
@@ -199,6 +204,18 @@ export async function loadCheckpoint(path: string): Promise<Checkpoint> {
     }
     overrides = raw as Record<string, unknown>;
   }
+  let initFrom: InitFrom | undefined;
+  if (metadata[META.initFrom] !== undefined) {
+    let raw: unknown;
+    try {
+      raw = JSON.parse(metadata[META.initFrom]);
+    } catch {
+      throw bad(`${META.initFrom} is not valid JSON`);
+    }
+    const parsed = InitFrom.safeParse(raw);
+    if (!parsed.success) throw bad(`${META.initFrom} is not {path, paramsSha256}`);
+    initFrom = parsed.data;
+  }
 
   const params: Record<string, CheckpointTensor> = {};
   const adamM: Record<string, CheckpointTensor> = {};
@@ -239,6 +256,7 @@ export async function loadCheckpoint(path: string): Promise<Checkpoint> {
   };
   if (curve) ckpt.curve = curve;
   if (overrides) ckpt.overrides = overrides;
+  if (initFrom) ckpt.initFrom = initFrom;
   return ckpt;
 }
 
@@ -270,4 +288,21 @@ export function checkInitCompatible(
         lines.join("\n  "),
     );
   }
+}
+
+/**
+ * sha256 over a checkpoint's parameters in file order (= the model's registration order), the
+ * same bytes ParamStore.sha256 hashes: a checkpoint written at the end of a run hashes to that
+ * run's `paramsSha256`.
+ */
+export async function checkpointParamsSha256(ckpt: Pick<Checkpoint, "params">): Promise<string> {
+  const parts = Object.values(ckpt.params).map((t) => t.data);
+  const bytes = new Uint8Array(parts.reduce((n, a) => n + a.byteLength, 0));
+  let offset = 0;
+  for (const a of parts) {
+    bytes.set(new Uint8Array(a.buffer, a.byteOffset, a.byteLength), offset);
+    offset += a.byteLength;
+  }
+  const digest = await crypto.subtle.digest("SHA-256", bytes);
+  return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
 }

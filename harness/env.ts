@@ -3,6 +3,7 @@ import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { AdapterSummary } from "../kernels/device.ts";
+import { UsageError } from "./errors.ts";
 import type { EnvInfo } from "./result_schema.ts";
 
 /** Where `git` runs by default: the project root (the directory holding deno.json). */
@@ -115,4 +116,39 @@ export async function captureEnv(
     },
     codeSha256: code,
   };
+}
+
+/** The backends wgpu can use on each OS, by the names DENO_WEBGPU_BACKEND takes. */
+const BACKENDS: Record<string, string[]> = {
+  linux: ["vulkan", "gl"],
+  windows: ["dx12", "vulkan", "gl"],
+  darwin: ["metal"],
+};
+
+/** wgpu's other spellings of the same backends. */
+const BACKEND_ALIASES: Record<string, string> = {
+  vk: "vulkan",
+  gles: "gl",
+  opengl: "gl",
+  mtl: "metal",
+  d3d12: "dx12",
+};
+
+/**
+ * Rejects a DENO_WEBGPU_BACKEND this OS cannot have (wgpu would silently find no adapter and
+ * the user would be told to install drivers): a UsageError naming the valid values.
+ */
+export function checkBackendEnv(): void {
+  const value = Deno.env.get("DENO_WEBGPU_BACKEND");
+  if (value === undefined || value.trim() === "") return;
+  const valid = BACKENDS[Deno.build.os] ?? Object.values(BACKENDS).flat();
+  const bad = value.split(",").map((v) => v.trim().toLowerCase()).filter((v) =>
+    !valid.includes(BACKEND_ALIASES[v] ?? v)
+  );
+  if (bad.length > 0) {
+    throw new UsageError(
+      `DENO_WEBGPU_BACKEND=${value}: '${bad.join("', '")}' is not a WebGPU backend on ` +
+        `${Deno.build.os}; valid: ${valid.join(", ")} (or leave it unset to let wgpu choose)`,
+    );
+  }
 }

@@ -4,7 +4,6 @@
  */
 import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";
-import { parseArgs } from "node:util";
 import { getGpu, type Gpu } from "../kernels/device.ts";
 import { experiments } from "../experiments/mod.ts";
 import type {
@@ -17,30 +16,39 @@ import { ParamStore } from "../nn/params.ts";
 import {
   checkInitCompatible,
   type Checkpoint,
+  checkpointParamsSha256,
   loadCheckpoint,
-  saveCheckpoint,
 } from "./checkpoint.ts";
+import { parseCommandArgs } from "./cli.ts";
 import { formatSets, listConfigKeys, resolveConfig } from "./config.ts";
-import { loadCorpus, tokenize, type TokenizedCorpus } from "./data.ts";
-import { captureEnv } from "./env.ts";
+import { CORPUS_NAMES, loadCorpus, tokenize, type TokenizedCorpus } from "./data.ts";
+import { captureEnv, checkBackendEnv } from "./env.ts";
 import { ExitCode, UsageError } from "./errors.ts";
+import { ensureOutputDir, type OutputPlan, planOutput } from "./output_policy.ts";
+import { userPath } from "./paths.ts";
 import { createProgress } from "./progress.ts";
-import { type CurvePoint, type EnvInfo, type RunResult, SCHEMA_VERSION } from "./result_schema.ts";
-import { readResult, resultPath, runId, writeResult } from "./results_io.ts";
+import type { EnvInfo, InitFrom, RunResult } from "./result_schema.ts";
+import { SCHEMA_VERSION } from "./result_schema.ts";
+import { readResult, runId } from "./results_io.ts";
+import { finishRun, RunWriter, summaryLine } from "./run_output.ts";
 import { applyShard, parseSeeds } from "./seeds.ts";
+import { watchStopSignals } from "./signals.ts";
 import { trainLanguageModel, type TrainState } from "./train.ts";
 import { createRunProfile } from "./profile.ts";
+import { checkResultConsistency, describeVerification, reportVerification } from "./verify.ts";
 
 const USAGE = `usage: deno task exp NAME [--seed N | --seeds A..B|a,b,c] [--shard i/n]
        [--set key=value]... [--config FILE] [--data mobydick|tinyshakespeare|FILE]
        [--out DIR] [--quiet] [--verify RESULT.json] [--resume CKPT] [--init-from CKPT]
-       [--save-every N] [--profile]`;
+       [--save-every N] [--profile] [--help]`;
 
 const DEFAULT_SEED = 1337;
 
 interface ExpArgs {
   name: string;
   seeds: number[];
+  /** Set when --shard left no seeds: the line that says so (exit 0, nothing runs). */
+  emptyShard?: string;
   sets: string[];
   configFile?: string;
   out: string;
@@ -82,6 +90,14 @@ async function importExperiment(path: string): Promise<Experiment> {
     );
   }
   const experiment = found[0];
+  // The name becomes a directory under --out: it must stay one plain path segment.
+  if (!/^[A-Za-z0-9_][A-Za-z0-9_.-]*$/.test(experiment.name) || experiment.name.includes("..")) {
+    throw new UsageError(
+      `${path} exports an experiment named ${JSON.stringify(experiment.name)}; a name must be ` +
+        "letters, digits, '_', '-' or '.', without '..' or a path separator (results go to " +
+        "--out/<name>/)",
+    );
+  }
   if (experiments.has(experiment.name)) {
     throw new UsageError(
       `${path} exports an experiment named '${experiment.name}', which is already registered`,
@@ -108,37 +124,34 @@ function everyKey(
   return out;
 }
 
+/** `data=FILE` with FILE resolved where the user typed it; corpus names stay names. */
+function dataPathFromUser(set: string): string {
+  const m = /^\s*data\s*=(.*)$/s.exec(set);
+  if (!m || (CORPUS_NAMES as readonly string[]).includes(m[1]) || m[1] === "") return set;
+  return `data=${userPath(m[1])}`;
+}
+
 function knownExperiments(): string {
   return [...experiments.keys()].join(", ");
 }
 
 /** Parses `exp` arguments; every problem is a UsageError (exit 2). */
 export function parseExpArgs(args: string[]): ExpArgs {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args,
-      allowPositionals: true,
-      strict: true,
-      options: {
-        seed: { type: "string" },
-        seeds: { type: "string" },
-        shard: { type: "string" },
-        set: { type: "string", multiple: true },
-        config: { type: "string" },
-        data: { type: "string" },
-        out: { type: "string" },
-        quiet: { type: "boolean" },
-        verify: { type: "string" },
-        resume: { type: "string" },
-        "init-from": { type: "string" },
-        "save-every": { type: "string" },
-        profile: { type: "boolean" },
-      },
-    });
-  } catch (e) {
-    throw new UsageError(`${(e as Error).message}\n${USAGE}`);
-  }
+  const parsed = parseCommandArgs(args, {
+    seed: { type: "string" },
+    seeds: { type: "string" },
+    shard: { type: "string" },
+    set: { type: "string", multiple: true },
+    config: { type: "string" },
+    data: { type: "string", multiple: true },
+    out: { type: "string" },
+    quiet: { type: "boolean" },
+    verify: { type: "string" },
+    resume: { type: "string" },
+    "init-from": { type: "string" },
+    "save-every": { type: "string" },
+    profile: { type: "boolean" },
+  }, USAGE);
   const { values, positionals } = parsed;
   const name = positionals[0];
   if (!name) throw new UsageError(`no experiment given; known: ${knownExperiments()}\n${USAGE}`);
@@ -154,10 +167,24 @@ export function parseExpArgs(args: string[]): ExpArgs {
   if (values.seed !== undefined && values.seeds !== undefined) {
     throw new UsageError("give --seed or --seeds, not both");
   }
-  let seeds = parseSeeds(values.seeds ?? values.seed ?? String(DEFAULT_SEED));
-  if (values.shard !== undefined) seeds = applyShard(seeds, values.shard);
-  const sets = [...(values.set ?? [])];
-  if (values.data !== undefined) sets.push(`data=${values.data}`);
+  const seedOption = values.seed !== undefined ? "--seed" : "--seeds";
+  let seeds = parseSeeds(values.seeds ?? values.seed ?? String(DEFAULT_SEED), seedOption);
+  let emptyShard: string | undefined;
+  if (values.shard !== undefined) {
+    const all = seeds.length;
+    seeds = applyShard(seeds, values.shard);
+    if (seeds.length === 0) {
+      emptyShard = `shard ${values.shard} of ${all} seed${all === 1 ? "" : "s"} is empty; ` +
+        "nothing to run";
+    }
+  }
+  // --data is `--set data=…`; kept in command-line order so the last one wins either way.
+  const sets: string[] = [];
+  for (const token of parsed.tokens ?? []) {
+    if (token.kind !== "option" || token.value === undefined) continue;
+    if (token.name === "set") sets.push(token.value);
+    if (token.name === "data") sets.push(`data=${token.value}`);
+  }
   let saveEvery: number | undefined;
   if (values["save-every"] !== undefined) {
     saveEvery = Number(values["save-every"]);
@@ -192,27 +219,67 @@ export function parseExpArgs(args: string[]): ExpArgs {
       `--resume continues the checkpoint's seed; drop ${resumeConflicts.join(", ")}`,
     );
   }
+  const typed = (path: string | undefined) => path === undefined ? undefined : userPath(path);
   return {
-    name,
+    name: isExperimentFile(name) ? userPath(name) : name,
     seeds,
-    sets,
-    configFile: values.config,
-    out: values.out ?? "results",
+    emptyShard,
+    sets: sets.map(dataPathFromUser),
+    configFile: typed(values.config),
+    out: typed(values.out) ?? "results",
     quiet: values.quiet ?? false,
-    verify: values.verify,
-    resume: values.resume,
-    initFrom: values["init-from"],
+    verify: typed(values.verify),
+    resume: typed(values.resume),
+    initFrom: typed(values["init-from"]),
     saveEvery,
     profile: values.profile ?? false,
   };
 }
 
+/** Loads the `--init-from` checkpoint and what the result records of it. */
+async function loadInit(path: string): Promise<{ ckpt: Checkpoint; record: InitFrom }> {
+  const ckpt = await loadCheckpoint(path);
+  return {
+    ckpt,
+    record: { path: resolve(path), paramsSha256: await checkpointParamsSha256(ckpt) },
+  };
+}
+
+/** The init checkpoint a stored result names, checked to hold the same weights. */
+async function initForVerify(path: string, stored: RunResult): Promise<Checkpoint | undefined> {
+  if (!stored.initFrom) return undefined;
+  const where = stored.initFrom.path;
+  let init;
+  try {
+    init = await loadInit(where);
+  } catch (e) {
+    throw new UsageError(
+      `${path} started from ${where} (--init-from), which cannot be loaded: ` +
+        `${(e as Error).message}`,
+    );
+  }
+  if (init.record.paramsSha256 !== stored.initFrom.paramsSha256) {
+    throw new UsageError(
+      `${path} started from ${where} (--init-from), which has changed since: its parameters ` +
+        `hash to ${init.record.paramsSha256.slice(0, 12)}…, the result recorded ` +
+        `${stored.initFrom.paramsSha256.slice(0, 12)}…`,
+    );
+  }
+  return init.ckpt;
+}
+
 /** Runs the `exp` command; returns the process exit code. */
 export async function runExp(argv: string[]): Promise<number> {
   const args = parseExpArgs(argv);
+  if (args.emptyShard) {
+    console.log(args.emptyShard);
+    return ExitCode.ok;
+  }
   const experiment = experiments.get(args.name) ?? await importExperiment(args.name);
 
   let verifyAgainst: RunResult | undefined;
+  let initFrom: Checkpoint | undefined;
+  let initRecord: InitFrom | undefined;
   if (args.verify) {
     verifyAgainst = await readResult(args.verify);
     if (verifyAgainst.experiment !== experiment.name) {
@@ -220,6 +287,11 @@ export async function runExp(argv: string[]): Promise<number> {
         `${args.verify} is a result of '${verifyAgainst.experiment}', not '${experiment.name}'`,
       );
     }
+    checkResultConsistency(args.verify, verifyAgainst);
+    const note = describeVerification(args.verify, verifyAgainst);
+    if (note) console.log(note);
+    initFrom = await initForVerify(args.verify, verifyAgainst);
+    initRecord = verifyAgainst.initFrom;
     args.seeds = [verifyAgainst.seed];
     args.sets = formatSets(verifyAgainst.overrides);
   }
@@ -233,8 +305,10 @@ export async function runExp(argv: string[]): Promise<number> {
     // The checkpoint's own overrides first, so `--set train.steps=N` alone continues the same
     // config; later --set values win.
     args.sets = [...formatSets(resume.overrides ?? {}), ...args.sets];
+    // A run started from other weights stays that run when resumed: same run id.
+    initRecord = resume.initFrom;
   }
-  const initFrom = args.initFrom ? await loadCheckpoint(args.initFrom) : undefined;
+  if (args.initFrom) ({ ckpt: initFrom, record: initRecord } = await loadInit(args.initFrom));
 
   let resolved = await resolveConfig(experiment.schema as never, {
     file: args.configFile,
@@ -265,26 +339,68 @@ export async function runExp(argv: string[]): Promise<number> {
       );
     }
     corpus = tokenize(await loadCorpus(lm.data), lm.train.blockSize + 1);
+    const storedData = verifyAgainst?.data;
+    if (storedData && storedData.sha256 !== corpus.info.sha256) {
+      throw new UsageError(
+        `${args.verify} was trained on data ${storedData.name} with sha256 ` +
+          `${storedData.sha256.slice(0, 12)}…; ${lm.data} now has sha256 ` +
+          `${corpus.info.sha256.slice(0, 12)}…, so it cannot be re-run on the same data`,
+      );
+    }
   } else if (resume || initFrom || args.saveEvery !== undefined) {
     throw new UsageError(
       `'${experiment.name}' trains nothing: --resume, --init-from and --save-every do not apply`,
     );
   }
 
+  checkBackendEnv();
   const gpu = await getGpu();
   const env = await captureEnv(gpu.adapter);
+  // Decided before anything trains: where each run may write, or that it may not run at all.
+  const plans = new Map<number, OutputPlan>();
+  if (!verifyAgainst) {
+    await ensureOutputDir(args.out, experiment.name);
+    for (const seed of args.seeds) {
+      const plan = await planOutput(args.out, {
+        experiment: experiment.name,
+        runId: runId(resolved.sha256, seed, initRecord?.paramsSha256),
+        configSha256: resolved.sha256,
+        seed,
+        dataSha256: corpus?.info.sha256,
+        initParamsSha256: initRecord?.paramsSha256,
+      });
+      if (plan.mode === "refuse") console.error(plan.reason);
+      else if (plan.mode === "reproduce" && !args.quiet) {
+        console.log(
+          `${plan.resultPath} holds this run (ok): re-running to check that it reproduces; ` +
+            "nothing will be written (pass --out DIR to keep a separate copy)",
+        );
+      }
+      plans.set(seed, plan);
+    }
+  }
+  if (resume && !args.quiet) {
+    console.log(
+      `resuming ${args.resume} from step ${resume.step} to train.steps=` +
+        `${(config as unknown as LanguageModelConfig).train.steps}`,
+    );
+  }
   const progress = createProgress(args.quiet);
-  let interrupted = false;
-  const onSigint = () => {
-    if (interrupted) Deno.exit(ExitCode.interrupted);
-    interrupted = true;
-    progress.line("interrupt: finishing the current chunk and writing the result…");
-  };
-  Deno.addSignalListener("SIGINT", onSigint);
+  const stop = watchStopSignals((signal) =>
+    progress.line(`interrupt: finishing the current chunk and writing the result… (${signal})`)
+  );
   let exit: number = ExitCode.ok;
   try {
     for (const seed of args.seeds) {
-      if (interrupted) break;
+      if (stop.requested()) break;
+      const plan = plans.get(seed);
+      if (plan?.mode === "refuse") {
+        exit = exit === ExitCode.ok ? ExitCode.failure : exit;
+        continue;
+      }
+      const writer = plan?.mode === "write"
+        ? new RunWriter(plan, (line) => progress.line(line))
+        : undefined;
       const common = {
         gpu,
         env,
@@ -292,7 +408,8 @@ export async function runExp(argv: string[]): Promise<number> {
         config,
         configSha256: resolved.sha256,
         overrides: resolved.overrides,
-        interrupted: () => interrupted,
+        initFrom: initRecord,
+        interrupted: () => stop.requested(),
       };
       const result = experiment.kind === "check"
         ? await runCheck(experiment, common)
@@ -300,22 +417,22 @@ export async function runExp(argv: string[]): Promise<number> {
           ...common,
           corpus: corpus!,
           quiet: args.quiet,
-          outDir: args.out,
           saveEvery: args.saveEvery,
           resume,
-          initFrom,
-          // A verification re-run must not replace the checkpoint of the run it checks.
-          writeCheckpoints: !verifyAgainst,
+          initParams: initFrom,
+          // A verification re-run or a reproduction check writes no checkpoint.
+          writer,
           profile: args.profile,
         });
+      if (!args.quiet || verifyAgainst) console.log(summaryLine(result));
       const code = verifyAgainst
         ? reportVerification(verifyAgainst, result)
-        : await saveResult(result, args.out);
-      if (result.status === "interrupted") exit = ExitCode.interrupted;
+        : await finishRun(plan!, result, writer, args.quiet);
+      if (result.status === "interrupted") exit = stop.exitCode();
       else if (code !== ExitCode.ok && exit === ExitCode.ok) exit = code;
     }
   } finally {
-    Deno.removeSignalListener("SIGINT", onSigint);
+    stop.dispose();
   }
   return exit;
 }
@@ -327,6 +444,7 @@ interface CommonRun {
   config: Record<string, unknown>;
   configSha256: string;
   overrides: Record<string, unknown>;
+  initFrom?: InitFrom;
   interrupted: () => boolean;
 }
 
@@ -338,7 +456,7 @@ function baseResult(
   return {
     schemaVersion: SCHEMA_VERSION,
     experiment: experiment.name,
-    runId: runId(run.configSha256, run.seed),
+    runId: runId(run.configSha256, run.seed, run.initFrom?.paramsSha256),
     seed: run.seed,
     config: run.config,
     configSha256: run.configSha256,
@@ -349,6 +467,7 @@ function baseResult(
     finishedAt: new Date().toISOString(),
     wallMs: Date.now() - startedAt.getTime(),
     paramsSha256: "",
+    ...(run.initFrom ? { initFrom: run.initFrom } : {}),
   };
 }
 
@@ -356,7 +475,8 @@ async function runCheck(experiment: CheckExperiment, run: CommonRun): Promise<Ru
   const startedAt = new Date();
   const outcome = await experiment.run(run.gpu, run.config, run.seed);
   const status = outcome.failures.length > 0 ? "failed" : "ok";
-  const result: RunResult = {
+  for (const f of outcome.failures) console.error(`  bound exceeded: ${f}`);
+  return {
     ...baseResult(experiment, run, startedAt),
     status,
     reason: outcome.failures.length > 0 ? outcome.failures.join("; ") : undefined,
@@ -366,20 +486,16 @@ async function runCheck(experiment: CheckExperiment, run: CommonRun): Promise<Ru
     throughput: { stepsPerSec: 0, tokensPerSec: 0 },
     sample: "",
   };
-  const summary = Object.entries(outcome.final).map(([k, v]) => `${k} ${v.toExponential(2)}`);
-  console.log(`${experiment.name} seed ${run.seed}: ${status}  ${summary.join("  ")}`);
-  for (const f of outcome.failures) console.error(`  bound exceeded: ${f}`);
-  return result;
 }
 
 interface LanguageModelRun extends CommonRun {
   corpus: TokenizedCorpus;
   quiet: boolean;
-  outDir: string;
   saveEvery?: number;
   resume?: Checkpoint;
-  initFrom?: Checkpoint;
-  writeCheckpoints: boolean;
+  initParams?: Checkpoint;
+  /** Where checkpoints go; undefined when this run writes none (verify, reproduction). */
+  writer?: RunWriter;
   profile: boolean;
 }
 
@@ -397,10 +513,8 @@ async function runLanguageModel(
   const model = experiment.createModel(store, config, run.corpus.vocab.length);
   const params = store.finalize();
   const shapes = Object.fromEntries(params.map((p) => [p.name, { shape: p.shape }]));
-  if (run.initFrom) checkInitCompatible(shapes, run.initFrom);
+  if (run.initParams) checkInitCompatible(shapes, run.initParams);
   if (run.resume) checkInitCompatible(shapes, run.resume);
-  const id = runId(run.configSha256, run.seed);
-  const ckptPath = resultPath(run.outDir, experiment.name, id).replace(/\.json$/, ".safetensors");
   const progress = createProgress(run.quiet);
   if (!run.quiet) {
     progress.line(
@@ -420,6 +534,7 @@ async function runLanguageModel(
     }
     : undefined;
   const profile = run.profile ? createRunProfile(run.gpu) : undefined;
+  const writer = run.writer;
   const outcome = await trainLanguageModel({
     submitter: profile?.submitter,
     gpu: run.gpu,
@@ -432,12 +547,12 @@ async function runLanguageModel(
     progress,
     interrupted: run.interrupted,
     resume: resumeState,
-    initParams: run.initFrom ? toMap(run.initFrom.params) : undefined,
+    initParams: run.initParams ? toMap(run.initParams.params) : undefined,
     saveEvery: run.saveEvery,
-    onCheckpoint: !run.writeCheckpoints ? undefined : async (state) => {
+    onCheckpoint: !writer ? undefined : async (state, final) => {
       const shaped = (m: Map<string, Float32Array>) =>
         Object.fromEntries(params.map((p) => [p.name, { shape: p.shape, data: m.get(p.name)! }]));
-      await saveCheckpoint(ckptPath, {
+      await writer.checkpoint({
         experiment: experiment.name,
         configSha256: run.configSha256,
         seed: run.seed,
@@ -448,20 +563,14 @@ async function runLanguageModel(
         counters: state.counters,
         curve: state.curve,
         overrides: run.overrides,
-      });
-      progress.line(`checkpoint: step ${state.step} → ${ckptPath}`);
+        ...(run.initFrom ? { initFrom: run.initFrom } : {}),
+      }, final);
     },
   });
   const sample = run.corpus.decode(outcome.sample);
   const tokensPerStep = config.train.batchSize * config.train.blockSize;
   const stepsPerSec = outcome.trainMs > 0 ? outcome.stepsTrained / (outcome.trainMs / 1000) : 0;
   if (!run.quiet && sample) progress.line(`--- sample ---\n${sample}\n--------------`);
-  const fmt = (x: number | null) => x === null ? "—" : x.toFixed(4);
-  console.log(
-    `${experiment.name} seed ${run.seed}: ${outcome.status}  train ${fmt(outcome.final.train)}  ` +
-      `val ${fmt(outcome.final.val)}  ${outcome.steps} steps  ${stepsPerSec.toFixed(0)} steps/s` +
-      (outcome.reason ? `  (${outcome.reason})` : ""),
-  );
   if (profile) console.log(`\n${await profile.report(outcome.timing)}\n`);
   return {
     ...baseResult(experiment, run, startedAt),
@@ -475,90 +584,4 @@ async function runLanguageModel(
     sample,
     paramsSha256: outcome.paramsSha256,
   };
-}
-
-/** Writes a result unless that would silently replace a different one. */
-async function saveResult(result: RunResult, outDir: string): Promise<number> {
-  const path = resultPath(outDir, result.experiment, result.runId);
-  let existing: RunResult | undefined;
-  try {
-    existing = await readResult(path);
-  } catch (e) {
-    if (!(await exists(path))) existing = undefined;
-    else throw e;
-  }
-  if (existing && existing.status === "ok") {
-    if (result.status === "ok" && existing.paramsSha256 === result.paramsSha256) {
-      const differs = firstCurveDifference(existing, result);
-      console.log(
-        differs === null
-          ? `reproduced ${path} bit for bit (params sha256 ${result.paramsSha256.slice(0, 16)}…)`
-          // A resumed run evaluates on its own schedule; its weights are what must match.
-          : `reproduced the parameters of ${path} (params sha256 ` +
-            `${result.paramsSha256.slice(0, 16)}…); the loss curve differs from step ` +
-            `${differs.step}, so the stored result is kept`,
-      );
-      return ExitCode.ok;
-    }
-    console.error(
-      `refusing to overwrite ${path}: it holds a different ${existing.status} run ` +
-        `(params sha256 ${existing.paramsSha256.slice(0, 12)}… vs ` +
-        `${result.paramsSha256.slice(0, 12) || "none"}…). Move it away or pass --out DIR.`,
-    );
-    return ExitCode.failure;
-  }
-  if (existing) console.log(`replacing the ${existing.status} result at ${path}`);
-  await writeResult(path, result);
-  console.log(`wrote ${path}`);
-  return result.status === "ok" ? ExitCode.ok : ExitCode.failure;
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/** Compares a re-run with the stored result bit for bit. */
-function reportVerification(stored: RunResult, fresh: RunResult): number {
-  const differs = firstCurveDifference(stored, fresh);
-  if (differs) {
-    const { a, b } = differs;
-    console.error(
-      `verify: the curve differs first at step ${differs.step}: stored train ${a?.train} ` +
-        `val ${a?.val}, re-run train ${b?.train} val ${b?.val}`,
-    );
-    return ExitCode.failure;
-  }
-  for (const key of Object.keys(stored.final)) {
-    if (stored.final[key] !== fresh.final[key]) {
-      console.error(`verify: final.${key} differs: ${stored.final[key]} vs ${fresh.final[key]}`);
-      return ExitCode.failure;
-    }
-  }
-  if (stored.paramsSha256 !== fresh.paramsSha256) {
-    console.error(
-      `verify: params sha256 differs: stored ${stored.paramsSha256}, re-run ${fresh.paramsSha256}`,
-    );
-    return ExitCode.failure;
-  }
-  console.log(`verified: ${stored.runId} reproduces bit for bit (curve, final, params sha256)`);
-  return ExitCode.ok;
-}
-
-/** The first curve point where two results differ (step, or either train/val loss), or null. */
-function firstCurveDifference(
-  stored: RunResult,
-  fresh: RunResult,
-): { step: number; a?: CurvePoint; b?: CurvePoint } | null {
-  for (let i = 0; i < Math.max(stored.curve.length, fresh.curve.length); i++) {
-    const a = stored.curve[i], b = fresh.curve[i];
-    if (!a || !b || a.step !== b.step || a.train !== b.train || a.val !== b.val) {
-      return { step: Math.min(a?.step ?? Infinity, b?.step ?? Infinity), a, b };
-    }
-  }
-  return null;
 }

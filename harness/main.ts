@@ -1,6 +1,6 @@
 /** The seedlab command line: `exp`, `diff`, `check`, `report`. */
 import { NoAdapterError } from "../kernels/device.ts";
-import { ExitCode, UsageError } from "./errors.ts";
+import { ExitCode, HelpRequested, UsageError } from "./errors.ts";
 
 const COMMANDS: Record<string, () => Promise<(args: string[]) => Promise<number>>> = {
   exp: async () => (await import("./exp.ts")).runExp,
@@ -20,6 +20,10 @@ export async function main(args: string[]): Promise<number> {
   try {
     return await (await load())(rest);
   } catch (e) {
+    if (e instanceof HelpRequested) {
+      console.log(e.usage);
+      return ExitCode.ok;
+    }
     if (e instanceof UsageError) {
       console.error(`error: ${e.message}`);
       return ExitCode.usage;

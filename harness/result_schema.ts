@@ -60,6 +60,14 @@ export const EnvInfo = z.object({
 /** The software and hardware a run used. */
 export type EnvInfo = z.infer<typeof EnvInfo>;
 
+/** The trained weights a run started from; part of its run id. */
+export const InitFrom = z.object({
+  path: z.string(),
+  paramsSha256: z.string().regex(/^[0-9a-f]{64}$/),
+});
+/** The trained weights a run started from. */
+export type InitFrom = z.infer<typeof InitFrom>;
+
 /** A complete run result. */
 export const RunResult = z.object({
   schemaVersion: z.literal(SCHEMA_VERSION),
@@ -88,6 +96,8 @@ export const RunResult = z.object({
   sample: z.string(),
   /** sha256 of all parameters' bytes in a fixed order: the determinism fingerprint. */
   paramsSha256: z.string(),
+  /** The checkpoint a run started from (`--init-from`): its path and its parameters' sha256. */
+  initFrom: InitFrom.optional(),
 });
 /** A complete run result. */
 export type RunResult = z.infer<typeof RunResult>;

@@ -1,4 +1,5 @@
 /** Reading and writing run results: `results/<experiment>/<run-id>.json`. */
+import { createHash } from "node:crypto";
 import { basename, dirname, join, resolve } from "node:path";
 import type { z } from "zod";
 import { writeFileAtomic } from "./atomic.ts";
@@ -14,8 +15,12 @@ export interface LoadedResult {
   result: RunResult;
 }
 
-/** The run id: the config hash prefix names the config, the seed names the run within it. */
-export function runId(configSha256: string, seed: number): string {
+/**
+ * The run id: a hash prefix naming what ran, then the seed. For a run from scratch the prefix is
+ * the config's sha256; a run started from trained weights (`--init-from`) hashes the config
+ * together with those weights' sha256, so it never shares an id with a run from scratch.
+ */
+export function runId(configSha256: string, seed: number, initParamsSha256?: string): string {
   if (!/^[0-9a-f]{8}/.test(configSha256)) {
     throw new Error(
       `runId: config sha256 must start with 8 lowercase hex digits: '${configSha256}'`,
@@ -24,7 +29,10 @@ export function runId(configSha256: string, seed: number): string {
   if (!Number.isSafeInteger(seed) || seed < 0) {
     throw new Error(`runId: seed must be a non-negative integer, got ${seed}`);
   }
-  return `${configSha256.slice(0, 8)}-s${seed}`;
+  const prefix = initParamsSha256 === undefined
+    ? configSha256
+    : createHash("sha256").update(`${configSha256}\ninit ${initParamsSha256}`).digest("hex");
+  return `${prefix.slice(0, 8)}-s${seed}`;
 }
 
 /** Where a run's result lives: `<outDir>/<experiment>/<runId>.json`. */

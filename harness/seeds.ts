@@ -9,15 +9,17 @@ export const MAX_SEED_COUNT = 100_000;
 
 const HELP = "expected a seed (5), an inclusive range (0..4) or a list (1,3,7)";
 
-function parseSeed(text: string, spec: string): number {
+function parseSeed(text: string, spec: string, option: string): number {
   const t = text.trim();
-  if (/^-\d+$/.test(t)) throw new UsageError(`--seeds '${spec}': seeds are non-negative; got ${t}`);
+  if (/^-\d+$/.test(t)) {
+    throw new UsageError(`${option} '${spec}': seeds are non-negative; got ${t}`);
+  }
   if (!/^\d+$/.test(t)) {
-    throw new UsageError(`--seeds '${spec}': '${t}' is not a non-negative integer; ${HELP}`);
+    throw new UsageError(`${option} '${spec}': '${t}' is not a non-negative integer; ${HELP}`);
   }
   const n = Number(t);
   if (n > MAX_SEED) {
-    throw new UsageError(`--seeds '${spec}': seed ${t} exceeds 2^32-1 (${MAX_SEED})`);
+    throw new UsageError(`${option} '${spec}': seed ${t} exceeds 2^32-1 (${MAX_SEED})`);
   }
   return n;
 }
@@ -25,37 +27,38 @@ function parseSeed(text: string, spec: string): number {
 /**
  * Parses "5", "0..4" (inclusive) or "1,3,7"; list items may also be ranges ("0..2,9").
  * Order is kept as written; duplicates are rejected because two runs would share a run id.
+ * `option` names the flag in messages (`--seed` or `--seeds`).
  */
-export function parseSeeds(spec: string): number[] {
-  if (spec.trim() === "") throw new UsageError(`--seeds is empty; ${HELP}`);
+export function parseSeeds(spec: string, option = "--seeds"): number[] {
+  if (spec.trim() === "") throw new UsageError(`${option} is empty; ${HELP}`);
   const seeds: number[] = [];
   for (const item of spec.split(",")) {
     const range = item.split("..");
     if (range.length === 1) {
-      seeds.push(parseSeed(item, spec));
+      seeds.push(parseSeed(item, spec, option));
     } else if (range.length === 2) {
-      const lo = parseSeed(range[0], spec);
-      const hi = parseSeed(range[1], spec);
+      const lo = parseSeed(range[0], spec, option);
+      const hi = parseSeed(range[1], spec, option);
       if (lo > hi) {
         throw new UsageError(
-          `--seeds '${spec}': range ${lo}..${hi} is descending; write ${hi}..${lo}`,
+          `${option} '${spec}': range ${lo}..${hi} is descending; write ${hi}..${lo}`,
         );
       }
       // Checked before the loop so a huge range fails fast instead of exhausting memory.
       if (seeds.length + (hi - lo + 1) > MAX_SEED_COUNT) {
-        throw new UsageError(`--seeds '${spec}': more than ${MAX_SEED_COUNT} seeds`);
+        throw new UsageError(`${option} '${spec}': more than ${MAX_SEED_COUNT} seeds`);
       }
       for (let s = lo; s <= hi; s++) seeds.push(s);
     } else {
-      throw new UsageError(`--seeds '${spec}': '${item.trim()}' is not a seed or range; ${HELP}`);
+      throw new UsageError(`${option} '${spec}': '${item.trim()}' is not a seed or range; ${HELP}`);
     }
     if (seeds.length > MAX_SEED_COUNT) {
-      throw new UsageError(`--seeds '${spec}': more than ${MAX_SEED_COUNT} seeds`);
+      throw new UsageError(`${option} '${spec}': more than ${MAX_SEED_COUNT} seeds`);
     }
   }
   const seen = new Set<number>();
   for (const s of seeds) {
-    if (seen.has(s)) throw new UsageError(`--seeds '${spec}': seed ${s} is listed twice`);
+    if (seen.has(s)) throw new UsageError(`${option} '${spec}': seed ${s} is listed twice`);
     seen.add(s);
   }
   return seeds;

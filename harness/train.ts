@@ -45,9 +45,9 @@ export interface TrainOptions {
   /** Continue from this state (`--resume`); parameters only for `--init-from`. */
   resume?: TrainState;
   initParams?: Map<string, Float32Array>;
-  /** Called every `saveEvery` steps and at the end, with the state to checkpoint. */
+  /** Called every `saveEvery` steps and at the end (`final`), with the state to checkpoint. */
   saveEvery?: number;
-  onCheckpoint?: (state: TrainState) => Promise<void>;
+  onCheckpoint?: (state: TrainState, final: boolean) => Promise<void>;
   /** Steps per submit (a readback per chunk); tests use small values. */
   chunkSteps?: number;
   /**
@@ -257,7 +257,7 @@ export async function trainLanguageModel(opts: TrainOptions): Promise<TrainOutco
       if (status !== "ok") break;
       if (step === nextEval) await evaluateAt(step);
       if (step === nextSave && step < totalSteps && opts.onCheckpoint) {
-        await opts.onCheckpoint(await state());
+        await opts.onCheckpoint(await state(), false);
       }
     }
   }
@@ -275,7 +275,7 @@ export async function trainLanguageModel(opts: TrainOptions): Promise<TrainOutco
     : { train: null, val: null };
   const sample = status === "diverged" ? new Uint32Array(0) : await generate(opts, submitter);
   const endState = await state();
-  if (opts.onCheckpoint && status !== "diverged") await opts.onCheckpoint(endState);
+  if (opts.onCheckpoint && status !== "diverged") await opts.onCheckpoint(endState, true);
   const paramsSha256 = await store.sha256();
   const finished = performance.now();
   return {

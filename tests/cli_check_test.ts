@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import type { Baseline } from "../harness/check.ts";
-import { assertExit, readResults, seedlab, withTempDir } from "./cli_helpers.ts";
+import { assertExit, listDir, readResults, seedlab, withTempDir } from "./cli_helpers.ts";
 
 const TINY_BASELINE = {
   experiment: "bigram",
@@ -38,10 +38,17 @@ Deno.test("check: --update records the runs, a re-check reuses them, stricter fa
     const check = (...extra: string[]) =>
       seedlab("check", "--baselines", baselines, "--results", results, "--quiet", ...extra);
 
-    const update = await check("--update");
+    // Expected 0: the runs are far worse, so --update refuses unless the regression is accepted.
+    const refused = await check("--update");
+    assertExit(refused, 1);
+    assert.match(refused.stdout, /tiny: 0 run\(s\) reused from .*, 2 trained/);
+    assert.match(refused.stderr, /refusing to update: tiny regressed; the baselines are unchanged/);
+    assert.equal((JSON.parse(await Deno.readTextFile(file)) as Baseline).expected.mean, 0);
+    const update = await check("--update", "--accept-regression");
     assertExit(update, 0);
-    assert.match(update.stdout, /tiny: 0 run\(s\) reused from .*, 2 trained/);
-    assert.match(update.stdout, /updated 1 baseline\(s\)/);
+    assert.match(update.stdout, /tiny: 2 run\(s\) reused from .*, 0 trained/);
+    assert.match(update.stdout, /updated 1 baseline\(s\) in .* from 2 reused run\(s\)/);
+    assert.match(update.stdout, /regression accepted: tiny/);
     const runs = await readResults(results, "bigram");
     assert.deepEqual(runs.map((r) => r.seed), [0, 1]);
     assert.ok(runs.every((r) => r.steps === 50 && /^[0-9a-f]{64}$/.test(r.env.codeSha256 ?? "")));
@@ -96,7 +103,7 @@ Deno.test("check: runs from other code are not reused and not overwritten", asyn
     await writeJson(join(baselines, "tiny.json"), { ...TINY_BASELINE, seeds: [5] });
     const check = (...extra: string[]) =>
       seedlab("check", "--baselines", baselines, "--results", results, "--quiet", ...extra);
-    assertExit(await check("--update"), 0);
+    assertExit(await check("--update", "--accept-regression"), 0);
     const [run] = await readResults(results, "bigram");
     const path = join(results, "bigram", `${run.runId}.json`);
     const stale = { ...run, env: { ...run.env, codeSha256: "0".repeat(64) } };
@@ -143,6 +150,31 @@ Deno.test("check: usage errors exit 2 and name the problem", async () => {
 
     const flag = await seedlab("check", "--frobnicate");
     assertExit(flag, 2);
+    assert.match(flag.stderr, /unknown option '--frobnicate'/);
     assert.match(flag.stderr, /usage: deno task check/);
+
+    // A bad metric path (or override) in any baseline is rejected before anything trains,
+    // even when a good baseline comes first.
+    const two = join(dir, "two");
+    const results = join(dir, "results");
+    await Deno.mkdir(two);
+    await writeJson(join(two, "a.json"), TINY_BASELINE);
+    await writeJson(join(two, "b.json"), { ...TINY_BASELINE, metric: "final.vall" });
+    const badMetric = await seedlab("check", "--baselines", two, "--results", results);
+    assertExit(badMetric, 2);
+    assert.match(badMetric.stderr, /b\.json: metric 'final\.vall' is not a numeric field/);
+    assert.match(badMetric.stderr, /final\.val/);
+    await writeJson(join(two, "b.json"), { ...TINY_BASELINE, overrides: { "train.stepz": 5 } });
+    const badKey = await seedlab("check", "--baselines", two, "--results", results);
+    assertExit(badKey, 2);
+    assert.match(badKey.stderr, /b\.json: overrides: unknown config key 'train\.stepz'/);
+    assert.deepEqual(await listDir(results), [], "nothing trained or written");
+
+    const help = await seedlab("check", "--help");
+    assertExit(help, 0);
+    assert.match(help.stdout, /usage: deno task check .*--accept-regression/);
+    const lone = await seedlab("check", "--accept-regression");
+    assertExit(lone, 2);
+    assert.match(lone.stderr, /--accept-regression only applies with --update/);
   });
 });

@@ -146,7 +146,7 @@ export async function readResults(out: string, experiment: string): Promise<RunR
 
 /** The path that `wrote PATH` in a child's stdout names (the last one). */
 export function writtenPath(stdout: string): string {
-  const all = [...stdout.matchAll(/^wrote (.+\.json)$/gm)];
+  const all = [...stdout.matchAll(/(?:^|→ )wrote (.+\.json)$/gm)];
   assert.ok(all.length > 0, `no "wrote" line in:\n${stdout}`);
   return all[all.length - 1][1];
 }

@@ -1,0 +1,135 @@
+/**
+ * Where a run may write, decided before it trains. One rule covers the result and the
+ * checkpoint beside it: a run writes both where it may write its result, or neither.
+ *
+ * - No result at the target, or one that did not end `ok`: the run writes there; the first
+ *   file it writes removes the stale other one, so a pair on disk always comes from one run.
+ * - An `ok` result of this very run (experiment, config, seed, data, init weights): the run
+ *   only checks that it reproduces it and writes nothing.
+ * - An `ok` result of anything else under that run id: refused before training.
+ *
+ * The output directory is created and probed for writability first, so a long run is never
+ * lost for want of a place to put it.
+ */
+import { dirname, join, resolve } from "node:path";
+import { UsageError } from "./errors.ts";
+import type { RunResult } from "./result_schema.ts";
+import { readResult, resultPath } from "./results_io.ts";
+
+/** What a run is, as far as the files it may replace are concerned. */
+export interface RunIdentity {
+  experiment: string;
+  runId: string;
+  configSha256: string;
+  seed: number;
+  /** sha256 of the corpus; undefined for experiments without data. */
+  dataSha256?: string;
+  /** sha256 of the `--init-from` parameters, if any. */
+  initParamsSha256?: string;
+}
+
+/** The decision for one run. */
+export type OutputPlan =
+  | {
+    mode: "write";
+    resultPath: string;
+    checkpointPath: string;
+    /** The non-ok result this run replaces, if any. */
+    replaces?: RunResult;
+  }
+  | { mode: "reproduce"; resultPath: string; existing: RunResult }
+  | { mode: "refuse"; resultPath: string; reason: string };
+
+/** The checkpoint beside a result. */
+export function checkpointPathOf(resultFile: string): string {
+  return resultFile.replace(/\.json$/, ".safetensors");
+}
+
+function errorText(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
+
+/**
+ * Proves that `<outDir>/<experiment>` can be written, creating nothing: its nearest existing
+ * ancestor must be a directory that takes a probe file (removed at once). A UsageError (exit 2)
+ * names `--out` when it is a file, read-only or otherwise unusable.
+ */
+export async function ensureOutputDir(outDir: string, experiment: string): Promise<void> {
+  let dir = resolve(outDir, experiment);
+  for (;;) {
+    try {
+      const info = await Deno.stat(dir);
+      if (!info.isDirectory) {
+        throw new UsageError(`--out ${outDir}: ${dir} is a file, not a directory`);
+      }
+      break;
+    } catch (e) {
+      if (e instanceof UsageError) throw e;
+      if (!(e instanceof Deno.errors.NotFound) || dirname(dir) === dir) {
+        throw new UsageError(`--out ${outDir}: ${errorText(e)}`);
+      }
+      dir = dirname(dir);
+    }
+  }
+  const probe = join(dir, `.seedlab-probe-${Deno.pid}`);
+  try {
+    await Deno.writeTextFile(probe, "", { createNew: true });
+  } catch (e) {
+    throw new UsageError(
+      `--out ${outDir}: cannot write into ${dir} (${errorText(e)}); pass --out with a ` +
+        "writable directory",
+    );
+  }
+  await Deno.remove(probe).catch(() => {});
+}
+
+/** How an existing ok result differs from the run about to start; null when it is this run. */
+function identityDifference(existing: RunResult, id: RunIdentity): string | null {
+  if (existing.experiment !== id.experiment) return `experiment '${existing.experiment}'`;
+  if (existing.configSha256 !== id.configSha256) return "another config";
+  if (existing.seed !== id.seed) return `seed ${existing.seed}`;
+  const data = existing.data?.sha256;
+  if (data !== id.dataSha256) {
+    return `other data (sha256 ${data?.slice(0, 12) ?? "none"}… vs ` +
+      `${id.dataSha256?.slice(0, 12) ?? "none"}…)`;
+  }
+  const init = existing.initFrom?.paramsSha256;
+  if (init !== id.initParamsSha256) return "other initial weights (--init-from)";
+  return null;
+}
+
+/** Decides, before training, what this run may write (see the module comment). */
+export async function planOutput(outDir: string, id: RunIdentity): Promise<OutputPlan> {
+  const path = resultPath(outDir, id.experiment, id.runId);
+  let existing: RunResult | undefined;
+  try {
+    await Deno.lstat(path);
+    try {
+      existing = await readResult(path);
+    } catch (e) {
+      throw new UsageError(
+        `${errorText(e)}; it is in the way of run ${id.runId}: move it away or pass --out DIR`,
+      );
+    }
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+  }
+  if (!existing || existing.status !== "ok") {
+    return {
+      mode: "write",
+      resultPath: path,
+      checkpointPath: checkpointPathOf(path),
+      replaces: existing,
+    };
+  }
+  const difference = identityDifference(existing, id);
+  if (difference !== null) {
+    return {
+      mode: "refuse",
+      resultPath: path,
+      reason: `refusing to run seed ${id.seed}: ${path} holds an ok run of ${difference} under ` +
+        `the same run id; nothing was trained or written. Move it away or pass --out DIR.`,
+    };
+  }
+  return { mode: "reproduce", resultPath: path, existing };
+}
