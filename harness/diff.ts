@@ -8,6 +8,8 @@
  */
 import { basename } from "node:path";
 import { parseArgs } from "node:util";
+import { describeParseError } from "./cli.ts";
+import { userPath } from "./paths.ts";
 import { ExitCode, UsageError } from "./errors.ts";
 import type { RunResult, RunStatus } from "./result_schema.ts";
 import { type LoadedResult, loadResults } from "./results_io.ts";
@@ -378,7 +380,10 @@ export function renderTable(
   rightAligned: readonly boolean[] = header.map((_, i) => i > 0),
 ): string {
   if (format === "md") {
-    const escape = (s: string) => s.replaceAll("|", "\\|");
+    // Step summaries render HTML: a cell must not open a tag or an entity.
+    const escape = (s: string) =>
+      s.replaceAll("&", "&amp;").replaceAll("<", "&lt;").replaceAll(">", "&gt;")
+        .replaceAll("|", "\\|");
     const line = (cells: readonly string[]) => `| ${cells.map(escape).join(" | ")} |`;
     const rule = `|${header.map((_, i) => rightAligned[i] ? " --: " : " :-- ").join("|")}|`;
     return [line(header), rule, ...rows.map(line)].join("\n");
@@ -502,7 +507,7 @@ function parseDiffArgs(args: string[]) {
       },
     });
   } catch (e) {
-    throw new UsageError(`${(e as Error).message}\n${USAGE}`);
+    throw new UsageError(`${describeParseError(e)}\n${USAGE}`);
   }
   const { values, positionals } = parsed;
   const format = values.format;
@@ -535,7 +540,7 @@ export async function runDiff(args: string[]): Promise<number> {
     return ExitCode.ok;
   }
   const groups = [];
-  for (const spec of opts.specs) groups.push({ spec, runs: await loadResults([spec]) });
+  for (const spec of opts.specs) groups.push({ spec, runs: await loadResults([userPath(spec)]) });
   const report = diffGroups(groups, opts);
   console.log(formatDiff(report, opts.format));
   return ExitCode.ok;

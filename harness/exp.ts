@@ -35,6 +35,7 @@ import { applyShard, parseSeeds } from "./seeds.ts";
 import { watchStopSignals } from "./signals.ts";
 import { trainLanguageModel, type TrainState } from "./train.ts";
 import { createRunProfile } from "./profile.ts";
+import { checkStepLimit, explainSizeLimit, isSizeLimit, languageModelProbe } from "./limits.ts";
 import { checkResultConsistency, describeVerification, reportVerification } from "./verify.ts";
 
 const USAGE = `usage: deno task exp NAME [--seed N | --seeds A..B|a,b,c] [--shard i/n]
@@ -355,6 +356,7 @@ export async function runExp(argv: string[]): Promise<number> {
 
   checkBackendEnv();
   const gpu = await getGpu();
+  if (corpus) checkStepLimit(config as unknown as LanguageModelConfig, gpu);
   const env = await captureEnv(gpu.adapter);
   // Decided before anything trains: where each run may write, or that it may not run at all.
   const plans = new Map<number, OutputPlan>();
@@ -411,19 +413,35 @@ export async function runExp(argv: string[]): Promise<number> {
         initFrom: initRecord,
         interrupted: () => stop.requested(),
       };
-      const result = experiment.kind === "check"
-        ? await runCheck(experiment, common)
-        : await runLanguageModel(experiment, {
-          ...common,
-          corpus: corpus!,
-          quiet: args.quiet,
-          saveEvery: args.saveEvery,
-          resume,
-          initParams: initFrom,
-          // A verification re-run or a reproduction check writes no checkpoint.
-          writer,
-          profile: args.profile,
+      let result: RunResult;
+      try {
+        result = experiment.kind === "check"
+          ? await runCheck(experiment, common)
+          : await runLanguageModel(experiment, {
+            ...common,
+            corpus: corpus!,
+            quiet: args.quiet,
+            saveEvery: args.saveEvery,
+            resume,
+            initParams: initFrom,
+            // A verification re-run or a reproduction check writes no checkpoint.
+            writer,
+            profile: args.profile,
+          });
+      } catch (e) {
+        // Sizes are found too large while the run is built, before it trains or writes.
+        if (!isSizeLimit(e)) throw e;
+        throw await explainSizeLimit(e, {
+          config,
+          overrides: resolved.overrides,
+          defaults: Object.fromEntries(
+            listConfigKeys(experiment.schema as never).map((k) => [k.key, k.default]),
+          ),
+          vocabulary: corpus && { name: corpus.info.name, size: corpus.vocab.length },
+          // A check experiment computes whatever it builds: probing it could run for hours.
+          fits: experiment.kind === "check" ? undefined : languageModelProbe(gpu, experiment),
         });
+      }
       if (!args.quiet || verifyAgainst) console.log(summaryLine(result));
       const code = verifyAgainst
         ? reportVerification(verifyAgainst, result)

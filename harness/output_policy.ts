@@ -50,37 +50,50 @@ function errorText(e: unknown): string {
 }
 
 /**
- * Proves that `<outDir>/<experiment>` can be written, creating nothing: its nearest existing
- * ancestor must be a directory that takes a probe file (removed at once). A UsageError (exit 2)
- * names `--out` when it is a file, read-only or otherwise unusable.
+ * Proves that files can be created in `dir`, creating nothing: its nearest existing ancestor
+ * must be a directory that takes a probe file (removed at once). Problems are UsageErrors
+ * starting with `label`.
  */
-export async function ensureOutputDir(outDir: string, experiment: string): Promise<void> {
-  let dir = resolve(outDir, experiment);
+async function probeWritableDir(dir: string, label: string): Promise<void> {
+  let at = resolve(dir);
   for (;;) {
     try {
-      const info = await Deno.stat(dir);
-      if (!info.isDirectory) {
-        throw new UsageError(`--out ${outDir}: ${dir} is a file, not a directory`);
-      }
+      const info = await Deno.stat(at);
+      if (!info.isDirectory) throw new UsageError(`${label}: ${at} is a file, not a directory`);
       break;
     } catch (e) {
       if (e instanceof UsageError) throw e;
-      if (!(e instanceof Deno.errors.NotFound) || dirname(dir) === dir) {
-        throw new UsageError(`--out ${outDir}: ${errorText(e)}`);
-      }
-      dir = dirname(dir);
+      const missing = e instanceof Deno.errors.NotFound || e instanceof Deno.errors.NotADirectory;
+      if (!missing || dirname(at) === at) throw new UsageError(`${label}: ${errorText(e)}`);
+      at = dirname(at);
     }
   }
-  const probe = join(dir, `.seedlab-probe-${Deno.pid}`);
+  const probe = join(at, `.seedlab-probe-${Deno.pid}`);
   try {
     await Deno.writeTextFile(probe, "", { createNew: true });
   } catch (e) {
     throw new UsageError(
-      `--out ${outDir}: cannot write into ${dir} (${errorText(e)}); pass --out with a ` +
-        "writable directory",
+      `${label}: cannot write into ${at} (${errorText(e)}); give a writable location`,
     );
   }
   await Deno.remove(probe).catch(() => {});
+}
+
+/** Proves that `<outDir>/<experiment>` can be written (a UsageError naming --out otherwise). */
+export async function ensureOutputDir(outDir: string, experiment: string): Promise<void> {
+  await probeWritableDir(join(outDir, experiment), `--out ${outDir}`);
+}
+
+/** Proves that the file `path` (e.g. `report --out`) can be written: not a directory, writable. */
+export async function checkOutputFile(path: string, option: string): Promise<void> {
+  try {
+    if ((await Deno.stat(path)).isDirectory) {
+      throw new UsageError(`${option} ${path} is a directory; give a file name`);
+    }
+  } catch (e) {
+    if (e instanceof UsageError) throw e;
+  }
+  await probeWritableDir(dirname(resolve(path)), `${option} ${path}`);
 }
 
 /** How an existing ok result differs from the run about to start; null when it is this run. */

@@ -7,6 +7,9 @@
  * seed-to-seed spread is visible next to the effect of a config change.
  */
 import { parseArgs } from "node:util";
+import { describeParseError } from "./cli.ts";
+import { checkOutputFile } from "./output_policy.ts";
+import { userPath } from "./paths.ts";
 import * as d3ScaleUntyped from "d3-scale";
 import * as d3ShapeUntyped from "d3-shape";
 import { writeFileAtomic } from "./atomic.ts";
@@ -509,19 +512,26 @@ export async function runReport(args: string[]): Promise<number> {
       },
     });
   } catch (e) {
-    throw new UsageError(`${(e as Error).message}\n${USAGE}`);
+    throw new UsageError(`${describeParseError(e)}\n${USAGE}`);
   }
   if (parsed.values.help) {
     console.log(USAGE);
     return ExitCode.ok;
   }
   if (parsed.positionals.length === 0) throw new UsageError(`no results given\n${USAGE}`);
-  const results = await loadResults(parsed.positionals);
+  const out = userPath(parsed.values.out);
+  await checkOutputFile(out, "--out");
+  const results = await loadResults(parsed.positionals.map(userPath));
   const html = renderReport(results);
-  await writeFileAtomic(parsed.values.out, html);
+  try {
+    await writeFileAtomic(out, html);
+  } catch (e) {
+    console.error(`error: could not write the report to ${out}: ${(e as Error).message}`);
+    return ExitCode.failure;
+  }
   const groups = groupResults(results);
   console.log(
-    `wrote ${parsed.values.out}: ${results.length} runs in ${groups.length} group(s) of ${
+    `wrote ${out}: ${results.length} runs in ${groups.length} group(s) of ${
       new Set(groups.map((g) => g.experiment)).size
     } experiment(s)`,
   );

@@ -4,6 +4,7 @@ import { basename, dirname, join, resolve } from "node:path";
 import type { z } from "zod";
 import { writeFileAtomic } from "./atomic.ts";
 import { UsageError } from "./errors.ts";
+import { requireRegularFile } from "./paths.ts";
 import { RunResult, SCHEMA_VERSION } from "./result_schema.ts";
 
 /** How many zod issues an error message lists before summarising the rest. */
@@ -81,6 +82,7 @@ export async function writeResult(path: string, result: RunResult): Promise<void
 
 /** Reads and validates one result; anything unreadable or foreign is a UsageError naming the file. */
 export async function readResult(path: string): Promise<RunResult> {
+  await requireRegularFile(path, "result file");
   let text: string;
   try {
     text = await Deno.readTextFile(path);

@@ -9,6 +9,7 @@
  * the error can say "unsupported" rather than "unknown".
  */
 import { writeFileAtomic } from "./atomic.ts";
+import { requireRegularFile } from "./paths.ts";
 import { UsageError } from "./errors.ts";
 
 /** A tensor as stored in a safetensors file: dtype, shape and its elements in row-major order. */
@@ -279,6 +280,7 @@ export async function saveSafetensors(
 
 /** Reads a safetensors file; a missing or corrupt file is a UsageError naming the path. */
 export async function loadSafetensors(path: string): Promise<SafetensorsFile> {
+  await requireRegularFile(path, "checkpoint");
   let bytes: Uint8Array;
   try {
     bytes = await Deno.readFile(path);

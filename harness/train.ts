@@ -128,14 +128,7 @@ export async function trainLanguageModel(opts: TrainOptions): Promise<TrainOutco
   const evalIters = config.eval.iters;
   const started = performance.now();
 
-  const trainTokens = createTensor(gpu, [opts.trainTokens.length], "u32", "tokens.train");
-  writeTensor(trainTokens, opts.trainTokens);
-  const valTokens = createTensor(gpu, [opts.valTokens.length], "u32", "tokens.val");
-  writeTensor(valTokens, opts.valTokens);
-  const counters = createCounters(gpu);
-  const trainLosses = createTensor(gpu, [totalSteps], "f32", "losses.train");
-  const evalLosses = createTensor(gpu, [2 * evalIters], "f32", "losses.eval");
-
+  const { counters, trainLosses, evalLosses, stepPlan, evalTrain, evalVal } = await buildRun(opts);
   await runOnce(gpu, (rec) => store.recordInit(rec, seed));
   let step = 0;
   let curve: CurvePoint[] = [];
@@ -151,9 +144,6 @@ export async function trainLanguageModel(opts: TrainOptions): Promise<TrainOutco
   }
 
   const submitter = opts.submitter ?? plainSubmitter(gpu);
-  const stepPlan = await recordStep(opts, trainTokens, counters, trainLosses);
-  const evalTrain = await recordEval(opts, trainTokens, counters, evalLosses);
-  const evalVal = await recordEval(opts, valTokens, counters, evalLosses);
 
   const estimate = async (): Promise<{ train: number; val: number }> => {
     submitter.submit([{ plan: evalTrain, times: evalIters }, { plan: evalVal, times: evalIters }]);
@@ -298,6 +288,29 @@ export async function trainLanguageModel(opts: TrainOptions): Promise<TrainOutco
       evalMs,
       finishMs: finished - loopEnd,
     },
+  };
+}
+
+/**
+ * Allocates a run's device buffers and records its step and estimate plans, running nothing:
+ * a size the device cannot take throws its LimitError here, before any compute.
+ */
+export async function buildRun(opts: TrainOptions) {
+  const { gpu } = opts;
+  const trainTokens = createTensor(gpu, [opts.trainTokens.length], "u32", "tokens.train");
+  writeTensor(trainTokens, opts.trainTokens);
+  const valTokens = createTensor(gpu, [opts.valTokens.length], "u32", "tokens.val");
+  writeTensor(valTokens, opts.valTokens);
+  const counters = createCounters(gpu);
+  const trainLosses = createTensor(gpu, [opts.config.train.steps], "f32", "losses.train");
+  const evalLosses = createTensor(gpu, [2 * opts.config.eval.iters], "f32", "losses.eval");
+  return {
+    counters,
+    trainLosses,
+    evalLosses,
+    stepPlan: await recordStep(opts, trainTokens, counters, trainLosses),
+    evalTrain: await recordEval(opts, trainTokens, counters, evalLosses),
+    evalVal: await recordEval(opts, valTokens, counters, evalLosses),
   };
 }
 
