@@ -30,6 +30,7 @@
  *
  * Any safetensors reader (e.g. Python's `safetensors.numpy.load_file`) can open the file.
  */
+import { resolve } from "node:path";
 import { z } from "zod";
 import { UsageError } from "./errors.ts";
 import { CurvePoint, InitFrom } from "./result_schema.ts";
@@ -305,4 +306,15 @@ export async function checkpointParamsSha256(ckpt: Pick<Checkpoint, "params">): 
   }
   const digest = await crypto.subtle.digest("SHA-256", bytes);
   return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/** Loads the `--init-from` checkpoint and what the result records of it. */
+export async function loadInitFrom(
+  path: string,
+): Promise<{ ckpt: Checkpoint; record: InitFrom }> {
+  const ckpt = await loadCheckpoint(path);
+  return {
+    ckpt,
+    record: { path: resolve(path), paramsSha256: await checkpointParamsSha256(ckpt) },
+  };
 }

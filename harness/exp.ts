@@ -2,8 +2,6 @@
  * `deno task exp NAME`: resolve the config, load the data, train (or check) once per seed, and
  * write one result per run. Usage errors are reported before anything runs or is written.
  */
-import { resolve } from "node:path";
-import { pathToFileURL } from "node:url";
 import { getGpu, type Gpu } from "../kernels/device.ts";
 import { experiments } from "../experiments/mod.ts";
 import type {
@@ -16,27 +14,28 @@ import { ParamStore } from "../nn/params.ts";
 import {
   checkInitCompatible,
   type Checkpoint,
-  checkpointParamsSha256,
   loadCheckpoint,
+  loadInitFrom,
 } from "./checkpoint.ts";
 import { parseCommandArgs } from "./cli.ts";
 import { formatSets, listConfigKeys, resolveConfig } from "./config.ts";
 import { CORPUS_NAMES, loadCorpus, tokenize, type TokenizedCorpus } from "./data.ts";
 import { captureEnv, checkBackendEnv } from "./env.ts";
 import { ExitCode, UsageError } from "./errors.ts";
-import { ensureOutputDir, type OutputPlan, planOutput } from "./output_policy.ts";
+import { type OutputPlan, planRuns } from "./output_policy.ts";
 import { userPath } from "./paths.ts";
 import { createProgress } from "./progress.ts";
 import type { EnvInfo, InitFrom, RunResult } from "./result_schema.ts";
 import { SCHEMA_VERSION } from "./result_schema.ts";
-import { readResult, runId } from "./results_io.ts";
+import { runId } from "./results_io.ts";
 import { finishRun, RunWriter, summaryLine } from "./run_output.ts";
 import { applyShard, parseSeeds } from "./seeds.ts";
 import { watchStopSignals } from "./signals.ts";
 import { trainLanguageModel, type TrainState } from "./train.ts";
 import { createRunProfile } from "./profile.ts";
 import { checkStepLimit, explainSizeLimit, isSizeLimit, languageModelProbe } from "./limits.ts";
-import { checkResultConsistency, describeVerification, reportVerification } from "./verify.ts";
+import { everyKey, prepareVerification, reportVerification } from "./verify.ts";
+import { importExperiment, isExperimentFile } from "./experiment_file.ts";
 
 const USAGE = `usage: deno task exp NAME [--seed N | --seeds A..B|a,b,c] [--shard i/n]
        [--set key=value]... [--config FILE] [--data mobydick|tinyshakespeare|FILE]
@@ -60,69 +59,6 @@ interface ExpArgs {
   saveEvery?: number;
   /** --profile: per-kernel device times and the host-time breakdown after each run. */
   profile: boolean;
-}
-
-/** Whether an `exp` name is a module path (`examples/char_mlp.ts`) rather than a registered name. */
-function isExperimentFile(name: string): boolean {
-  return /\.(ts|mts|js|mjs)$/.test(name);
-}
-
-function looksLikeExperiment(value: unknown): value is Experiment {
-  if (value === null || typeof value !== "object") return false;
-  const e = value as Record<string, unknown>;
-  return (e.kind === "language-model" || e.kind === "check") && typeof e.name === "string" &&
-    typeof e.schema === "object";
-}
-
-/** Loads the one experiment a module file exports, so a new model can be tried before it is registered. */
-async function importExperiment(path: string): Promise<Experiment> {
-  const url = pathToFileURL(resolve(path)).href;
-  let mod: Record<string, unknown>;
-  try {
-    mod = await import(url);
-  } catch (e) {
-    throw new UsageError(`cannot load experiment file ${path}: ${(e as Error).message}`);
-  }
-  const found = Object.values(mod).filter(looksLikeExperiment);
-  if (found.length !== 1) {
-    throw new UsageError(
-      `${path} must export exactly one experiment (an object with kind, name and schema); ` +
-        `it exports ${found.length}`,
-    );
-  }
-  const experiment = found[0];
-  // The name becomes a directory under --out: it must stay one plain path segment.
-  if (!/^[A-Za-z0-9_][A-Za-z0-9_.-]*$/.test(experiment.name) || experiment.name.includes("..")) {
-    throw new UsageError(
-      `${path} exports an experiment named ${JSON.stringify(experiment.name)}; a name must be ` +
-        "letters, digits, '_', '-' or '.', without '..' or a path separator (results go to " +
-        "--out/<name>/)",
-    );
-  }
-  if (experiments.has(experiment.name)) {
-    throw new UsageError(
-      `${path} exports an experiment named '${experiment.name}', which is already registered`,
-    );
-  }
-  return experiment;
-}
-
-/** Every settable key of the experiment's schema with its value in a stored config. */
-function everyKey(
-  experiment: Experiment,
-  config: Record<string, unknown>,
-): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  for (const { key } of listConfigKeys(experiment.schema as never)) {
-    let value: unknown = config;
-    for (const part of key.split(".")) {
-      value = value !== null && typeof value === "object"
-        ? (value as Record<string, unknown>)[part]
-        : undefined;
-    }
-    if (value !== undefined) out[key] = value;
-  }
-  return out;
 }
 
 /** `data=FILE` with FILE resolved where the user typed it; corpus names stay names. */
@@ -237,38 +173,6 @@ export function parseExpArgs(args: string[]): ExpArgs {
   };
 }
 
-/** Loads the `--init-from` checkpoint and what the result records of it. */
-async function loadInit(path: string): Promise<{ ckpt: Checkpoint; record: InitFrom }> {
-  const ckpt = await loadCheckpoint(path);
-  return {
-    ckpt,
-    record: { path: resolve(path), paramsSha256: await checkpointParamsSha256(ckpt) },
-  };
-}
-
-/** The init checkpoint a stored result names, checked to hold the same weights. */
-async function initForVerify(path: string, stored: RunResult): Promise<Checkpoint | undefined> {
-  if (!stored.initFrom) return undefined;
-  const where = stored.initFrom.path;
-  let init;
-  try {
-    init = await loadInit(where);
-  } catch (e) {
-    throw new UsageError(
-      `${path} started from ${where} (--init-from), which cannot be loaded: ` +
-        `${(e as Error).message}`,
-    );
-  }
-  if (init.record.paramsSha256 !== stored.initFrom.paramsSha256) {
-    throw new UsageError(
-      `${path} started from ${where} (--init-from), which has changed since: its parameters ` +
-        `hash to ${init.record.paramsSha256.slice(0, 12)}…, the result recorded ` +
-        `${stored.initFrom.paramsSha256.slice(0, 12)}…`,
-    );
-  }
-  return init.ckpt;
-}
-
 /** Runs the `exp` command; returns the process exit code. */
 export async function runExp(argv: string[]): Promise<number> {
   const args = parseExpArgs(argv);
@@ -282,16 +186,10 @@ export async function runExp(argv: string[]): Promise<number> {
   let initFrom: Checkpoint | undefined;
   let initRecord: InitFrom | undefined;
   if (args.verify) {
-    verifyAgainst = await readResult(args.verify);
-    if (verifyAgainst.experiment !== experiment.name) {
-      throw new UsageError(
-        `${args.verify} is a result of '${verifyAgainst.experiment}', not '${experiment.name}'`,
-      );
-    }
-    checkResultConsistency(args.verify, verifyAgainst);
-    const note = describeVerification(args.verify, verifyAgainst);
-    if (note) console.log(note);
-    initFrom = await initForVerify(args.verify, verifyAgainst);
+    ({ stored: verifyAgainst, init: initFrom } = await prepareVerification(
+      args.verify,
+      experiment.name,
+    ));
     initRecord = verifyAgainst.initFrom;
     args.seeds = [verifyAgainst.seed];
     args.sets = formatSets(verifyAgainst.overrides);
@@ -309,7 +207,7 @@ export async function runExp(argv: string[]): Promise<number> {
     // A run started from other weights stays that run when resumed: same run id.
     initRecord = resume.initFrom;
   }
-  if (args.initFrom) ({ ckpt: initFrom, record: initRecord } = await loadInit(args.initFrom));
+  if (args.initFrom) ({ ckpt: initFrom, record: initRecord } = await loadInitFrom(args.initFrom));
 
   let resolved = await resolveConfig(experiment.schema as never, {
     file: args.configFile,
@@ -318,7 +216,7 @@ export async function runExp(argv: string[]): Promise<number> {
   if (verifyAgainst && resolved.sha256 !== verifyAgainst.configSha256) {
     // The run used a --config file, or a default changed since: set every key as stored.
     resolved = await resolveConfig(experiment.schema as never, {
-      sets: formatSets(everyKey(experiment, verifyAgainst.config)),
+      sets: formatSets(everyKey(experiment.schema, verifyAgainst.config)),
     });
   }
   const config = resolved.config as Record<string, unknown>;
@@ -359,28 +257,13 @@ export async function runExp(argv: string[]): Promise<number> {
   if (corpus) checkStepLimit(config as unknown as LanguageModelConfig, gpu);
   const env = await captureEnv(gpu.adapter);
   // Decided before anything trains: where each run may write, or that it may not run at all.
-  const plans = new Map<number, OutputPlan>();
-  if (!verifyAgainst) {
-    await ensureOutputDir(args.out, experiment.name);
-    for (const seed of args.seeds) {
-      const plan = await planOutput(args.out, {
-        experiment: experiment.name,
-        runId: runId(resolved.sha256, seed, initRecord?.paramsSha256),
-        configSha256: resolved.sha256,
-        seed,
-        dataSha256: corpus?.info.sha256,
-        initParamsSha256: initRecord?.paramsSha256,
-      });
-      if (plan.mode === "refuse") console.error(plan.reason);
-      else if (plan.mode === "reproduce" && !args.quiet) {
-        console.log(
-          `${plan.resultPath} holds this run (ok): re-running to check that it reproduces; ` +
-            "nothing will be written (pass --out DIR to keep a separate copy)",
-        );
-      }
-      plans.set(seed, plan);
-    }
-  }
+  const plans = verifyAgainst ? new Map<number, OutputPlan>() : await planRuns(args.out, {
+    experiment: experiment.name,
+    seeds: args.seeds,
+    configSha256: resolved.sha256,
+    dataSha256: corpus?.info.sha256,
+    initParamsSha256: initRecord?.paramsSha256,
+  }, args.quiet);
   if (resume && !args.quiet) {
     console.log(
       `resuming ${args.resume} from step ${resume.step} to train.steps=` +

@@ -14,7 +14,7 @@
 import { dirname, join, resolve } from "node:path";
 import { UsageError } from "./errors.ts";
 import type { RunResult } from "./result_schema.ts";
-import { readResult, resultPath } from "./results_io.ts";
+import { readResult, resultPath, runId } from "./results_io.ts";
 
 /** What a run is, as far as the files it may replace are concerned. */
 export interface RunIdentity {
@@ -145,4 +145,34 @@ export async function planOutput(outDir: string, id: RunIdentity): Promise<Outpu
     };
   }
   return { mode: "reproduce", resultPath: path, existing };
+}
+
+/**
+ * Checks `--out` and plans every seed's run before the first trains; refusals go to stderr now
+ * (before any compute), and so does a note for each run that will only check reproduction.
+ */
+export async function planRuns(
+  outDir: string,
+  runs: Omit<RunIdentity, "runId" | "seed"> & { seeds: readonly number[] },
+  quiet: boolean,
+): Promise<Map<number, OutputPlan>> {
+  await ensureOutputDir(outDir, runs.experiment);
+  const plans = new Map<number, OutputPlan>();
+  for (const seed of runs.seeds) {
+    const { seeds: _, ...identity } = runs;
+    const plan = await planOutput(outDir, {
+      ...identity,
+      seed,
+      runId: runId(runs.configSha256, seed, runs.initParamsSha256),
+    });
+    if (plan.mode === "refuse") console.error(plan.reason);
+    else if (plan.mode === "reproduce" && !quiet) {
+      console.log(
+        `${plan.resultPath} holds this run (ok): re-running to check that it reproduces; ` +
+          "nothing will be written (pass --out DIR to keep a separate copy)",
+      );
+    }
+    plans.set(seed, plan);
+  }
+  return plans;
 }

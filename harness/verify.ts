@@ -5,10 +5,12 @@
  * parameters.
  */
 import { createHash } from "node:crypto";
-import { canonicalJson } from "./config.ts";
+import type { z } from "zod";
+import { type Checkpoint, loadInitFrom } from "./checkpoint.ts";
+import { canonicalJson, listConfigKeys } from "./config.ts";
 import { ExitCode, UsageError } from "./errors.ts";
 import type { RunResult } from "./result_schema.ts";
-import { runId } from "./results_io.ts";
+import { readResult, runId } from "./results_io.ts";
 import { firstCurveDifference } from "./run_output.ts";
 
 function valueAt(config: Record<string, unknown>, key: string): unknown {
@@ -119,4 +121,63 @@ export function reportVerification(stored: RunResult, fresh: RunResult): number 
       "params sha256)",
   );
   return ExitCode.ok;
+}
+
+/** Every settable key of the experiment's schema with its value in a stored config. */
+export function everyKey(
+  schema: z.ZodType,
+  config: Record<string, unknown>,
+): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const { key } of listConfigKeys(schema as never)) {
+    let value: unknown = config;
+    for (const part of key.split(".")) {
+      value = value !== null && typeof value === "object"
+        ? (value as Record<string, unknown>)[part]
+        : undefined;
+    }
+    if (value !== undefined) out[key] = value;
+  }
+  return out;
+}
+
+/** The init checkpoint a stored result names, checked to hold the same weights. */
+async function initForVerify(path: string, stored: RunResult): Promise<Checkpoint | undefined> {
+  if (!stored.initFrom) return undefined;
+  const where = stored.initFrom.path;
+  let init;
+  try {
+    init = await loadInitFrom(where);
+  } catch (e) {
+    throw new UsageError(
+      `${path} started from ${where} (--init-from), which cannot be loaded: ` +
+        `${(e as Error).message}`,
+    );
+  }
+  if (init.record.paramsSha256 !== stored.initFrom.paramsSha256) {
+    throw new UsageError(
+      `${path} started from ${where} (--init-from), which has changed since: its parameters ` +
+        `hash to ${init.record.paramsSha256.slice(0, 12)}…, the result recorded ` +
+        `${stored.initFrom.paramsSha256.slice(0, 12)}…`,
+    );
+  }
+  return init.ckpt;
+}
+
+/**
+ * Reads the result to verify and refuses, before anything runs, one of another experiment, an
+ * edited one, an interrupted one, or one whose --init-from weights are gone or changed.
+ */
+export async function prepareVerification(
+  path: string,
+  experiment: string,
+): Promise<{ stored: RunResult; init?: Checkpoint }> {
+  const stored = await readResult(path);
+  if (stored.experiment !== experiment) {
+    throw new UsageError(`${path} is a result of '${stored.experiment}', not '${experiment}'`);
+  }
+  checkResultConsistency(path, stored);
+  const note = describeVerification(path, stored);
+  if (note) console.log(note);
+  return { stored, init: await initForVerify(path, stored) };
 }
