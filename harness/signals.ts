@@ -26,15 +26,20 @@ export interface StopRequest {
 /** Listens for SIGINT and SIGTERM; `onFirst` is told about the first one. */
 export function watchStopSignals(onFirst: (signal: string) => void): StopRequest {
   let received: (typeof SIGNALS)[number] | undefined;
-  const listeners = SIGNALS.map((entry) => {
+  const listeners: { signal: Deno.Signal; listener: () => void }[] = [];
+  for (const entry of SIGNALS) {
     const listener = () => {
       if (received) Deno.exit(entry.code);
       received = entry;
       onFirst(entry.signal);
     };
-    Deno.addSignalListener(entry.signal, listener);
-    return { signal: entry.signal, listener };
-  });
+    try {
+      Deno.addSignalListener(entry.signal, listener);
+      listeners.push({ signal: entry.signal, listener });
+    } catch {
+      // Windows has no SIGTERM listener; Ctrl-C still works there.
+    }
+  }
   return {
     requested: () => received !== undefined,
     exitCode: () => received?.code ?? ExitCode.interrupted,

@@ -71,7 +71,7 @@ Deno.test("a refused run leaves both files of an ok result as they were", async 
 
     // A run long enough to be stopped part way when it is run again.
     await Deno.writeTextFile(data, "the quick brown fox jumps over the lazy dog. ".repeat(40));
-    const slow = ["exp", "bigram", ...ENDLESS, "--set", "train.steps=1000", "--data", data];
+    const slow = ["exp", "bigram", ...ENDLESS, "--set", "train.steps=400", "--data", data];
     const long = await seedlab(...slow, "--out", out);
     assertExit(long, 0);
     const longJson = writtenPath(long.stdout);
