@@ -68,6 +68,12 @@ Deno.test("a refused run leaves both files of an ok result as they were", async 
     assert.match(changed.stderr, /pass --out DIR/);
     assert.doesNotMatch(changed.stdout, /step 0/, "no compute was spent");
     await unchanged("changed data");
+    const verifyChanged = await seedlab("exp", "bigram", "--verify", json);
+    assertExit(verifyChanged, 2);
+    assert.match(
+      verifyChanged.stderr,
+      /was trained on data text\.txt with sha256 .*cannot be re-run/,
+    );
 
     // A run long enough to be stopped part way when it is run again.
     await Deno.writeTextFile(data, "the quick brown fox jumps over the lazy dog. ".repeat(40));
