@@ -32,7 +32,12 @@
 import { z } from "zod";
 import { UsageError } from "./errors.ts";
 import { CurvePoint } from "./result_schema.ts";
-import { loadSafetensors, type SafeTensor, saveSafetensors } from "./safetensors.ts";
+import {
+  loadSafetensors,
+  type SafeTensor,
+  type SafetensorsFile,
+  saveSafetensors,
+} from "./safetensors.ts";
 
 /** The format tag stored under `seedlab.format`; bumped when the layout changes meaning. */
 export const CHECKPOINT_FORMAT = "seedlab-checkpoint-1";
@@ -149,7 +154,17 @@ export async function saveCheckpoint(path: string, ckpt: Checkpoint): Promise<vo
 
 /** Reads and validates a checkpoint; a missing, corrupt or inconsistent file is a UsageError. */
 export async function loadCheckpoint(path: string): Promise<Checkpoint> {
-  const { tensors, metadata } = await loadSafetensors(path);
+  return checkpointFromFile(path, await loadSafetensors(path));
+}
+
+/** Whether a safetensors file says it is a seedlab checkpoint (rather than a plain state dict). */
+export function isSeedlabCheckpoint(file: SafetensorsFile): boolean {
+  return file.metadata[META.format] !== undefined;
+}
+
+/** Validates the contents of a safetensors file read from `path` as a seedlab checkpoint. */
+export function checkpointFromFile(path: string, file: SafetensorsFile): Checkpoint {
+  const { tensors, metadata } = file;
   const bad = (what: string) => new UsageError(`${path}: not a seedlab checkpoint: ${what}`);
 
   const format = metadata[META.format];
@@ -242,13 +257,22 @@ export async function loadCheckpoint(path: string): Promise<Checkpoint> {
   return ckpt;
 }
 
+/** Parameters from a file, and how a message names that file. */
+export interface ParamSource {
+  params: Record<string, { shape: number[] }>;
+  /** e.g. "checkpoint of 'bigram' (step 100)"; default from `experiment` and `step`. */
+  description?: string;
+  experiment?: string;
+  step?: number;
+}
+
 /**
  * Checks that a checkpoint's parameters are exactly the model's (same names, same shapes);
  * throws one UsageError listing every missing, unexpected and mismatched parameter.
  */
 export function checkInitCompatible(
   expected: Record<string, { shape: number[] }>,
-  ckpt: Checkpoint,
+  ckpt: ParamSource,
 ): void {
   const missing = Object.keys(expected).filter((n) => !Object.hasOwn(ckpt.params, n));
   const unexpected = Object.keys(ckpt.params).filter((n) => !Object.hasOwn(expected, n));
@@ -266,7 +290,9 @@ export function checkInitCompatible(
   ];
   if (lines.length > 0) {
     throw new UsageError(
-      `checkpoint of '${ckpt.experiment}' (step ${ckpt.step}) does not fit the model:\n  ` +
+      `${
+        ckpt.description ?? `checkpoint of '${ckpt.experiment}' (step ${ckpt.step})`
+      } does not fit the model:\n  ` +
         lines.join("\n  "),
     );
   }

@@ -28,6 +28,7 @@ import { createProgress } from "./progress.ts";
 import { type CurvePoint, type EnvInfo, type RunResult, SCHEMA_VERSION } from "./result_schema.ts";
 import { readResult, resultPath, runId, writeResult } from "./results_io.ts";
 import { applyShard, parseSeeds } from "./seeds.ts";
+import { describeInit, type InitWeights, loadInitWeights, matchInitWeights } from "./state_dict.ts";
 import { trainLanguageModel, type TrainState } from "./train.ts";
 import { createRunProfile } from "./profile.ts";
 
@@ -234,7 +235,7 @@ export async function runExp(argv: string[]): Promise<number> {
     // config; later --set values win.
     args.sets = [...formatSets(resume.overrides ?? {}), ...args.sets];
   }
-  const initFrom = args.initFrom ? await loadCheckpoint(args.initFrom) : undefined;
+  const initFrom = args.initFrom ? await loadInitWeights(args.initFrom) : undefined;
 
   let resolved = await resolveConfig(experiment.schema as never, {
     file: args.configFile,
@@ -378,7 +379,7 @@ interface LanguageModelRun extends CommonRun {
   outDir: string;
   saveEvery?: number;
   resume?: Checkpoint;
-  initFrom?: Checkpoint;
+  initFrom?: InitWeights;
   writeCheckpoints: boolean;
   profile: boolean;
 }
@@ -397,7 +398,7 @@ async function runLanguageModel(
   const model = experiment.createModel(store, config, run.corpus.vocab.length);
   const params = store.finalize();
   const shapes = Object.fromEntries(params.map((p) => [p.name, { shape: p.shape }]));
-  if (run.initFrom) checkInitCompatible(shapes, run.initFrom);
+  const init = run.initFrom ? matchInitWeights(experiment, params, run.initFrom) : undefined;
   if (run.resume) checkInitCompatible(shapes, run.resume);
   const id = runId(run.configSha256, run.seed);
   const ckptPath = resultPath(run.outDir, experiment.name, id).replace(/\.json$/, ".safetensors");
@@ -408,6 +409,7 @@ async function runLanguageModel(
         `(${run.corpus.info.characters} chars, vocab ${run.corpus.vocab.length}), ` +
         `adapter ${run.gpu.adapter.description}`,
     );
+    if (init) progress.line(describeInit(run.initFrom!, init));
   }
   const resumeState: TrainState | undefined = run.resume
     ? {
@@ -432,7 +434,7 @@ async function runLanguageModel(
     progress,
     interrupted: run.interrupted,
     resume: resumeState,
-    initParams: run.initFrom ? toMap(run.initFrom.params) : undefined,
+    initParams: init?.params,
     saveEvery: run.saveEvery,
     onCheckpoint: !run.writeCheckpoints ? undefined : async (state) => {
       const shaped = (m: Map<string, Float32Array>) =>
