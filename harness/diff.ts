@@ -11,7 +11,20 @@ import { parseArgs } from "node:util";
 import { ExitCode, UsageError } from "./errors.ts";
 import type { RunResult, RunStatus } from "./result_schema.ts";
 import { type LoadedResult, loadResults } from "./results_io.ts";
-import { sampleStd, summarize, type Summary, welch, type WelchResult } from "./stats.ts";
+import { alignCurves, type CurveRow, type PointStat } from "./curves.ts";
+import { metricValue } from "./metric.ts";
+import { summarize, type Summary, welch, type WelchResult } from "./stats.ts";
+import { formatInterval as interval, formatNumber, formatP, renderTable } from "./table.ts";
+
+export {
+  alignCurves,
+  type CurveRow,
+  formatNumber,
+  formatP,
+  metricValue,
+  type PointStat,
+  renderTable,
+};
 
 /** Output formats of `diff`. */
 export type DiffFormat = "text" | "md" | "json";
@@ -30,23 +43,6 @@ export interface RunRow {
   metric: number | null;
   /** Whether the run counts in the statistics (status "ok"). */
   included: boolean;
-}
-
-/** Statistics of one loss across runs at one step. */
-export interface PointStat {
-  n: number;
-  mean: number;
-  /** Sample std; null when only one run has a value here. */
-  std: number | null;
-  min: number;
-  max: number;
-}
-
-/** Train and val statistics at one eval step. */
-export interface CurveRow {
-  step: number;
-  train: PointStat | null;
-  val: PointStat | null;
 }
 
 /** One group of runs with its statistics. */
@@ -98,57 +94,6 @@ export interface DiffOptions {
 const USAGE =
   "usage: deno task diff A [B] [--metric PATH] [--curve] [--format text|md|json] [--force]\n" +
   "  A, B: a result file, a directory of results or a glob (one group each)";
-
-/** Reads the number at dotted `path` (e.g. `final.val`) in `result`; UsageError naming `file`. */
-export function metricValue(result: unknown, path: string, file: string): number {
-  let value: unknown = result;
-  const seen: string[] = [];
-  for (const key of path.split(".")) {
-    if (value === null || typeof value !== "object" || !(key in value)) {
-      const where = seen.length ? `'${seen.join(".")}'` : "the result";
-      throw new UsageError(`${file}: metric ${path}: ${where} has no field '${key}'`);
-    }
-    value = (value as Record<string, unknown>)[key];
-    seen.push(key);
-  }
-  if (typeof value !== "number" || !Number.isFinite(value)) {
-    const shown = typeof value === "object" ? JSON.stringify(value) : String(value);
-    throw new UsageError(`${file}: metric ${path} is not a number (it is ${shown})`);
-  }
-  return value;
-}
-
-function pointStat(values: number[]): PointStat | null {
-  if (values.length === 0) return null;
-  let sum = 0;
-  for (const v of values) sum += v;
-  return {
-    n: values.length,
-    mean: sum / values.length,
-    std: values.length > 1 ? sampleStd(values) : null,
-    min: Math.min(...values),
-    max: Math.max(...values),
-  };
-}
-
-/** Aligns the runs' loss curves by step: mean, std, min and max of train and val at each step. */
-export function alignCurves(results: readonly RunResult[]): CurveRow[] {
-  const byStep = new Map<number, { train: number[]; val: number[] }>();
-  for (const r of results) {
-    for (const point of r.curve) {
-      let slot = byStep.get(point.step);
-      if (!slot) byStep.set(point.step, slot = { train: [], val: [] });
-      // Null marks a NaN/Infinity loss; it has no place in a mean.
-      if (point.train !== null && Number.isFinite(point.train)) slot.train.push(point.train);
-      if (typeof point.val === "number" && Number.isFinite(point.val)) slot.val.push(point.val);
-    }
-  }
-  return [...byStep.entries()].sort((a, b) => a[0] - b[0]).map(([step, slot]) => ({
-    step,
-    train: pointStat(slot.train),
-    val: pointStat(slot.val),
-  }));
-}
 
 function finite(value: number | null | undefined): number | null {
   return typeof value === "number" && Number.isFinite(value) ? value : null;
@@ -249,11 +194,6 @@ function checkAcross(
   }
 }
 
-/** Formats `p` for a sentence: two significant digits, "< 0.001" below that. */
-export function formatP(p: number): string {
-  return p < 0.001 ? "p < 0.001" : `p = ${p.toPrecision(2)}`;
-}
-
 /** The one-line verdict for a Welch comparison of B against A. */
 export function verdictOf(w: WelchResult, nA: number, nB: number): {
   significant: boolean;
@@ -351,43 +291,9 @@ export function diffGroups(
   return { metric, groups: reports, comparison, notes };
 }
 
-/** Formats a number for a table: 4 decimals for losses, 1 for big, an exponent below 0.001. */
-export function formatNumber(x: number | null | undefined): string {
-  if (x === null || x === undefined || Number.isNaN(x)) return "—";
-  if (!Number.isFinite(x)) return x > 0 ? "∞" : "−∞";
-  const abs = Math.abs(x);
-  if (abs >= 1000) return x.toFixed(1);
-  if (abs >= 0.001 || abs === 0) return x.toFixed(4);
-  return x.toExponential(2);
-}
-
 function pm(s: PointStat | null): string {
   if (!s) return "—";
   return s.std === null ? formatNumber(s.mean) : `${formatNumber(s.mean)} ± ${formatNumber(s.std)}`;
-}
-
-function interval(ci: [number, number] | null): string {
-  return ci ? `[${formatNumber(ci[0])}, ${formatNumber(ci[1])}]` : "—";
-}
-
-/** Renders rows as aligned text columns or a markdown table; numeric columns align right. */
-export function renderTable(
-  header: readonly string[],
-  rows: readonly (readonly string[])[],
-  format: "text" | "md",
-  rightAligned: readonly boolean[] = header.map((_, i) => i > 0),
-): string {
-  if (format === "md") {
-    const escape = (s: string) => s.replaceAll("|", "\\|");
-    const line = (cells: readonly string[]) => `| ${cells.map(escape).join(" | ")} |`;
-    const rule = `|${header.map((_, i) => rightAligned[i] ? " --: " : " :-- ").join("|")}|`;
-    return [line(header), rule, ...rows.map(line)].join("\n");
-  }
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-  const line = (cells: readonly string[]) =>
-    cells.map((c, i) => rightAligned[i] ? c.padStart(widths[i]) : c.padEnd(widths[i])).join("  ")
-      .trimEnd();
-  return [line(header), ...rows.map(line)].join("\n");
 }
 
 const STANDARD_COLUMNS = new Set(["final.train", "final.val", "throughput.stepsPerSec"]);

@@ -20,7 +20,7 @@ import {
   loadCheckpoint,
   saveCheckpoint,
 } from "./checkpoint.ts";
-import { formatSets, listConfigKeys, resolveConfig } from "./config.ts";
+import { formatSets, listConfigKeys, quoteSetValue, resolveConfig } from "./config.ts";
 import { loadCorpus, tokenize, type TokenizedCorpus } from "./data.ts";
 import { captureEnv } from "./env.ts";
 import { ExitCode, UsageError } from "./errors.ts";
@@ -28,6 +28,7 @@ import { createProgress } from "./progress.ts";
 import { type CurvePoint, type EnvInfo, type RunResult, SCHEMA_VERSION } from "./result_schema.ts";
 import { readResult, resultPath, runId, writeResult } from "./results_io.ts";
 import { applyShard, parseSeeds } from "./seeds.ts";
+import { expandSweep, resolveSweep, sweepRuns } from "./sweep.ts";
 import { describeInit, type InitWeights, loadInitWeights, matchInitWeights } from "./state_dict.ts";
 import { trainLanguageModel, type TrainState } from "./train.ts";
 import { createRunProfile } from "./profile.ts";
@@ -42,6 +43,8 @@ const DEFAULT_SEED = 1337;
 interface ExpArgs {
   name: string;
   seeds: number[];
+  /** --shard i/n: a slice of the (config × seed) runs. */
+  shard?: string;
   sets: string[];
   configFile?: string;
   out: string;
@@ -155,10 +158,14 @@ export function parseExpArgs(args: string[]): ExpArgs {
   if (values.seed !== undefined && values.seeds !== undefined) {
     throw new UsageError("give --seed or --seeds, not both");
   }
-  let seeds = parseSeeds(values.seeds ?? values.seed ?? String(DEFAULT_SEED));
-  if (values.shard !== undefined) seeds = applyShard(seeds, values.shard);
+  const seeds = parseSeeds(values.seeds ?? values.seed ?? String(DEFAULT_SEED));
+  // Checked here so a bad shard or sweep is a usage error before anything loads.
+  if (values.shard !== undefined) applyShard([], values.shard);
   const sets = [...(values.set ?? [])];
-  if (values.data !== undefined) sets.push(`data=${values.data}`);
+  if (expandSweep(sets).length > 1 && values.resume !== undefined) {
+    throw new UsageError("--resume continues one run; give --set one value per key");
+  }
+  if (values.data !== undefined) sets.push(`data=${quoteSetValue(values.data)}`);
   let saveEvery: number | undefined;
   if (values["save-every"] !== undefined) {
     saveEvery = Number(values["save-every"]);
@@ -196,6 +203,7 @@ export function parseExpArgs(args: string[]): ExpArgs {
   return {
     name,
     seeds,
+    shard: values.shard,
     sets,
     configFile: values.config,
     out: values.out ?? "results",
@@ -237,17 +245,20 @@ export async function runExp(argv: string[]): Promise<number> {
   }
   const initFrom = args.initFrom ? await loadInitWeights(args.initFrom) : undefined;
 
-  let resolved = await resolveConfig(experiment.schema as never, {
-    file: args.configFile,
-    sets: args.sets,
-  });
+  // One resolved config per combination of a `--set a=1,2` sweep (one without a sweep).
+  const configs = await resolveSweep(
+    experiment.schema as never,
+    verifyAgainst || resume ? [args.sets] : expandSweep(args.sets),
+    args.configFile,
+  );
+  let resolved = configs[0];
   if (verifyAgainst && resolved.sha256 !== verifyAgainst.configSha256) {
     // The run used a --config file, or a default changed since: set every key as stored.
     resolved = await resolveConfig(experiment.schema as never, {
       sets: formatSets(everyKey(experiment, verifyAgainst.config)),
     });
   }
-  const config = resolved.config as Record<string, unknown>;
+  configs[0] = resolved;
   if (verifyAgainst && resolved.sha256 !== verifyAgainst.configSha256) {
     throw new UsageError(
       `${args.verify}: its config no longer resolves to the same thing (sha ` +
@@ -256,22 +267,37 @@ export async function runExp(argv: string[]): Promise<number> {
     );
   }
 
-  let corpus: TokenizedCorpus | undefined;
+  const corpora: TokenizedCorpus[] = [];
+  const texts = new Map<string, Awaited<ReturnType<typeof loadCorpus>>>();
   if (experiment.kind === "language-model") {
-    const lm = config as unknown as LanguageModelConfig;
-    if (resume && resume.step > lm.train.steps) {
-      throw new UsageError(
-        `${args.resume} is at step ${resume.step}, beyond train.steps=${lm.train.steps}; ` +
-          "pass --set train.steps=N with N at least that",
-      );
+    for (const { config } of configs) {
+      const lm = config as LanguageModelConfig;
+      if (resume && resume.step > lm.train.steps) {
+        throw new UsageError(
+          `${args.resume} is at step ${resume.step}, beyond train.steps=${lm.train.steps}; ` +
+            "pass --set train.steps=N with N at least that",
+        );
+      }
+      if (!texts.has(lm.data)) texts.set(lm.data, await loadCorpus(lm.data));
+      corpora.push(tokenize(texts.get(lm.data)!, lm.train.blockSize + 1));
     }
-    corpus = tokenize(await loadCorpus(lm.data), lm.train.blockSize + 1);
   } else if (resume || initFrom || args.saveEvery !== undefined) {
     throw new UsageError(
       `'${experiment.name}' trains nothing: --resume, --init-from and --save-every do not apply`,
     );
   }
 
+  const runs = sweepRuns(configs.length, args.seeds, args.shard);
+  if (runs.length === 0) {
+    console.log(`shard ${args.shard} of ${configs.length * args.seeds.length} run(s) is empty`);
+    return ExitCode.ok;
+  }
+  if (configs.length > 1 && !args.quiet) {
+    console.log(
+      `sweep: ${configs.length} configs × ${args.seeds.length} seed(s)` +
+        (args.shard ? `, shard ${args.shard}: ${runs.length} run(s)` : ""),
+    );
+  }
   const gpu = await getGpu();
   const env = await captureEnv(gpu.adapter);
   const progress = createProgress(args.quiet);
@@ -284,13 +310,14 @@ export async function runExp(argv: string[]): Promise<number> {
   Deno.addSignalListener("SIGINT", onSigint);
   let exit: number = ExitCode.ok;
   try {
-    for (const seed of args.seeds) {
+    for (const { config: index, seed } of runs) {
       if (interrupted) break;
+      const resolved = configs[index];
       const common = {
         gpu,
         env,
         seed,
-        config,
+        config: resolved.config as Record<string, unknown>,
         configSha256: resolved.sha256,
         overrides: resolved.overrides,
         interrupted: () => interrupted,
@@ -299,7 +326,7 @@ export async function runExp(argv: string[]): Promise<number> {
         ? await runCheck(experiment, common)
         : await runLanguageModel(experiment, {
           ...common,
-          corpus: corpus!,
+          corpus: corpora[index],
           quiet: args.quiet,
           outDir: args.out,
           saveEvery: args.saveEvery,
