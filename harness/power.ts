@@ -121,3 +121,68 @@ export function detectableDifference(n: number, power: number, p: PowerInputs): 
   }
   return (lo + hi) / 2;
 }
+
+/** The power figures `diff` prints. */
+export interface PowerReport {
+  /** Two-sided significance level and the power asked for. */
+  alpha: number;
+  power: number;
+  method: string;
+  /** Two groups: the observed difference and the runs per group that detect it. */
+  observed?: { diff: number; sdA: number; sdB: number; nA: number; nB: number };
+  runsNeeded?: RunsNeeded | null;
+  /** One group: the smallest difference its n runs per group detect, at its std. */
+  detectable?: { n: number; sd: number; diff: number };
+}
+
+const METHOD = "two-sided Welch test; power from the noncentral t with the Welch–Satterthwaite " +
+  "df at the observed standard deviations";
+
+/** Seeds per group to detect the difference between `a` and `b` as observed (n ≥ 2 each). */
+export function powerOfTwo(
+  a: readonly number[],
+  b: readonly number[],
+  alpha: number,
+  power: number,
+  sd: (values: readonly number[]) => number,
+): PowerReport {
+  const mean = (v: readonly number[]) => v.reduce((s, x) => s + x, 0) / v.length;
+  const observed = {
+    diff: mean(b) - mean(a),
+    sdA: sd(a),
+    sdB: sd(b),
+    nA: a.length,
+    nB: b.length,
+  };
+  const runsNeeded = runsForPower(observed.diff, power, {
+    sdA: observed.sdA,
+    sdB: observed.sdB,
+    alpha,
+  });
+  return { alpha, power, method: METHOD, observed, runsNeeded };
+}
+
+/** The smallest difference two groups like this one (same n and std) detect. */
+export function powerOfOne(n: number, std: number, alpha: number, power: number): PowerReport {
+  const diff = detectableDifference(n, power, { sdA: std, sdB: std, alpha });
+  return { alpha, power, method: METHOD, detectable: { n, sd: std, diff } };
+}
+
+const percent = (x: number) => `${Math.round(x * 1000) / 10}%`;
+
+/** One sentence for a power report. */
+export function powerSentence(r: PowerReport, format: (x: number) => string): string {
+  const at = `at ${percent(r.power)} power, α = ${r.alpha}`;
+  if (r.observed) {
+    const o = r.observed;
+    if (!r.runsNeeded) {
+      return `power: no number of seeds up to ${MAX_POWER_N} detects the observed difference ` +
+        `of ${format(Math.abs(o.diff))} ${at}`;
+    }
+    return `power: detecting the observed difference of ${format(Math.abs(o.diff))} ${at} ` +
+      `takes ${r.runsNeeded.n} seeds per group (now ${o.nA} vs ${o.nB}; ${METHOD})`;
+  }
+  const d = r.detectable!;
+  return `power: with ${d.n} seeds per group and std ${format(d.sd)}, the smallest difference ` +
+    `detectable ${at} is ${format(d.diff)} (${METHOD})`;
+}
