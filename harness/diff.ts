@@ -9,7 +9,7 @@
 import { basename } from "node:path";
 import { parseArgs } from "node:util";
 import { ExitCode, UsageError } from "./errors.ts";
-import type { RunResult, RunStatus } from "./result_schema.ts";
+import type { RunResult } from "./result_schema.ts";
 import { type LoadedResult, loadResults } from "./results_io.ts";
 import { alignCurves, type CurveRow, type PointStat } from "./curves.ts";
 import { metricValue } from "./metric.ts";
@@ -17,7 +17,7 @@ import { differingKeys, groupByConfig, mixedWithin } from "./grouping.ts";
 import { powerOfOne, powerOfTwo, type PowerReport } from "./power.ts";
 import { type Better, rankGroups } from "./ranking.ts";
 import { sampleStd, summarize, welch, type WelchResult } from "./stats.ts";
-import { formatInterval as interval, formatNumber, formatP, renderTable } from "./table.ts";
+import { formatNumber, formatP, renderTable } from "./table.ts";
 import { formatDiff } from "./diff_format.ts";
 import type {
   Comparison,
