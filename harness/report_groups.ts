@@ -64,9 +64,9 @@ function labelGroups(groups: ReportGroup[]): void {
     : differingKeys(groups.map((g) => Object.fromEntries(g.config))).sort(byCodeUnits);
   const changed = groups.map((g) => nonDefaultKeys(g, defaults));
   // Settings every group changes the same way: shown once, as a subtitle.
-  const shared = changed[0].filter((k) =>
-    !distinct.includes(k) && changed.every((keys) => keys.includes(k))
-  );
+  const shared = groups.length < 2
+    ? []
+    : changed[0].filter((k) => !distinct.includes(k) && changed.every((keys) => keys.includes(k)));
   groups.forEach((g, i) => {
     g.keys = distinct;
     g.label = labelOf(g.config, distinct) ||
