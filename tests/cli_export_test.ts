@@ -6,8 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { attentionHead } from "../experiments/attention_head.ts";
-import { bigram } from "../experiments/bigram.ts";
+import { experiments } from "../experiments/mod.ts";
 import type { LanguageModelExperiment } from "../experiments/types.ts";
 import { createCounters } from "../kernels/counters.ts";
 import { getGpu } from "../kernels/device.ts";
@@ -17,7 +16,7 @@ import { Graph } from "../nn/graph.ts";
 import { crossEntropyLoss } from "../nn/ops.ts";
 import { ParamStore } from "../nn/params.ts";
 import { loadCheckpoint } from "../harness/checkpoint.ts";
-import { resolveConfig } from "../harness/config.ts";
+import { formatSets, resolveConfig } from "../harness/config.ts";
 import { readResult } from "../harness/results_io.ts";
 import { loadSafetensors } from "../harness/safetensors.ts";
 import { assertExit, ROOT, seedlab, TINY, withTempDir, writtenPath } from "./cli_helpers.ts";
@@ -205,12 +204,12 @@ for case in json.loads(sys.argv[2]):
 /** seedlab's mean cross-entropy of `params` on one batch, through the model's graph forward. */
 async function seedlabLoss(
   experiment: LanguageModelExperiment,
+  config: unknown,
   vocab: number,
   params: Map<string, Float32Array>,
   batch: { B: number; T: number; idx: number[]; targets: number[] },
 ): Promise<number> {
   const gpu = await getGpu();
-  const { config } = await resolveConfig(experiment.schema as never, {});
   const store = new ParamStore(gpu);
   const model = experiment.createModel(store, config as never, vocab);
   store.finalize();
@@ -239,7 +238,10 @@ Deno.test({
     await withTempDir(async (dir) => {
       const cases = [];
       const seedlabLosses: number[] = [];
-      for (const experiment of [bigram, attentionHead] as LanguageModelExperiment[]) {
+      // Every registered language model (examples/torch_models.py has a module for each).
+      const models = [...experiments.values()].filter((e) => e.kind === "language-model");
+      assert.ok(models.length >= 2);
+      for (const experiment of models as LanguageModelExperiment[]) {
         const r = await seedlab("exp", experiment.name, ...TINY, "--out", dir);
         assertExit(r, 0);
         const result = await readResult(writtenPath(r.stdout));
@@ -247,16 +249,25 @@ Deno.test({
         const file = join(dir, `${experiment.name}.torch.safetensors`);
         assertExit(await seedlab("export", ckptPath, "--out", file), 0);
         const V = result.data!.vocabSize;
-        const [B, T] = [4, 8];
+        const { config } = await resolveConfig(experiment.schema as never, {
+          sets: formatSets(result.overrides),
+        });
+        const lm = config as { train: { blockSize: number }; model?: Record<string, unknown> };
+        const [B, T] = [4, lm.train.blockSize];
         const ids = (seed: number) =>
           lcgValues(B * T, seed).map((x) => Math.floor((x + 0.5) * V) % V);
         const batch = { B, T, idx: ids(11), targets: ids(12) };
         const ckpt = await loadCheckpoint(ckptPath);
         const params = new Map(Object.entries(ckpt.params).map(([k, v]) => [k, v.data]));
-        seedlabLosses.push(await seedlabLoss(experiment, V, params, batch));
+        seedlabLosses.push(await seedlabLoss(experiment, config, V, params, batch));
+        // The module's arguments: model.* in snake case (nEmbd → n_embd) and the block size.
+        const snake = (k: string) => k.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+        const kwargs = Object.fromEntries(
+          Object.entries(lm.model ?? {}).map(([k, v]) => [snake(k), v]),
+        );
         cases.push({
           experiment: experiment.name,
-          kwargs: { vocab_size: V, n_embd: 32, head_size: 32, block_size: 8 },
+          kwargs: { ...kwargs, vocab_size: V, block_size: T },
           file,
           ...batch,
         });
