@@ -28,7 +28,7 @@ import { createProgress } from "./progress.ts";
 import { type CurvePoint, type EnvInfo, type RunResult, SCHEMA_VERSION } from "./result_schema.ts";
 import { readResult, resultPath, runId, writeResult } from "./results_io.ts";
 import { applyShard, parseSeeds } from "./seeds.ts";
-import { expandSweep, resolveSweep, sweepRuns } from "./sweep.ts";
+import { expandSweep, resolveSweep, sweepLabels, sweepRuns } from "./sweep.ts";
 import { describeInit, type InitWeights, loadInitWeights, matchInitWeights } from "./state_dict.ts";
 import { trainLanguageModel, type TrainState } from "./train.ts";
 import { createRunProfile } from "./profile.ts";
@@ -310,9 +310,13 @@ export async function runExp(argv: string[]): Promise<number> {
   Deno.addSignalListener("SIGINT", onSigint);
   let exit: number = ExitCode.ok;
   try {
-    for (const { config: index, seed } of runs) {
+    const labels = sweepLabels(configs);
+    for (const [i, { config: index, seed }] of runs.entries()) {
       if (interrupted) break;
       const resolved = configs[index];
+      if (configs.length > 1 && !args.quiet) {
+        console.log(`sweep run ${i + 1}/${runs.length}: ${labels[index]}, seed ${seed}`);
+      }
       const common = {
         gpu,
         env,

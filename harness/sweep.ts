@@ -9,6 +9,7 @@
 import type { z } from "zod";
 import { resolveConfig, type ResolvedConfig } from "./config.ts";
 import { UsageError } from "./errors.ts";
+import { differingKeys, flattenConfig, labelOf } from "./grouping.ts";
 import { applyShard } from "./seeds.ts";
 
 /** More combinations than this is almost certainly a typo, not a grid. */
@@ -112,4 +113,10 @@ export async function resolveSweep<S extends z.ZodObject>(
     if (!configs.some((c) => c.sha256 === resolved.sha256)) configs.push(resolved);
   }
   return configs;
+}
+
+/** Each config's label in a sweep: the keys whose values differ between the configs. */
+export function sweepLabels(configs: readonly { config: unknown }[]): string[] {
+  const keys = differingKeys(configs.map((c) => c.config));
+  return configs.map((c) => labelOf(flattenConfig(c.config), keys));
 }
