@@ -305,13 +305,15 @@ export function diffByConfig(
   }
   const reports = groups.map((g) => groupReport(g.label, spec, g.runs, options, notes));
   const better = options.better ?? "lower";
+  const alpha = options.alpha ?? DEFAULT_ALPHA;
+  const power = options.power ?? DEFAULT_POWER;
   const ranked = rankGroups(
     reports.map((r, i) => ({
       label: r.label,
       values: groups[i].values,
       metric: includedValues(r.runs),
     })),
-    { better, alpha: options.alpha ?? DEFAULT_ALPHA, power: options.power ?? DEFAULT_POWER },
+    { better, alpha, power },
   );
   const keys = by.length > 0 ? [...by] : [...new Set(groups.flatMap((g) => Object.keys(g.values)))];
   // Best first, like the ranking.
@@ -322,7 +324,7 @@ export function diffByConfig(
     metric,
     groups: byRank,
     comparison: null,
-    ranking: { by: keys, better, groups: ranked },
+    ranking: { by: keys, better, alpha, power, groups: ranked },
     power: powerOf(ordered.length <= 2 ? ordered : [], options),
     notes,
   };

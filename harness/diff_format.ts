@@ -72,10 +72,10 @@ export function formatDiff(report: DiffReport, format: DiffFormat): string {
     out.push(
       heading(
         `${report.metric} by ${r.by.length > 0 ? r.by.join(", ") : "config"} ` +
-          `(${r.better} is better; each group against the best, Welch)`,
+          `(${r.better} is better; each group against the best by Welch's test, * p < ${r.alpha})`,
       ),
       "",
-      formatRanking(r.groups, { power: report.power?.power ?? 0.8, format: md ? "md" : "text" }),
+      formatRanking(r.groups, { power: r.power, format: md ? "md" : "text" }),
       "",
     );
   } else {

@@ -56,6 +56,9 @@ export interface RankingReport {
   /** The config keys that define the groups (the --by keys, or those that differ). */
   by: string[];
   better: Better;
+  /** The significance level and power the comparisons and seed counts use. */
+  alpha: number;
+  power: number;
   groups: RankedGroup[];
 }
 

@@ -83,6 +83,9 @@ Deno.test("diff: a directory of several configs is grouped by config and ranked"
       pooled.out,
       /note: --force: group A mixes 3 different configs \(differing in train\.lr\)/,
     );
+    const strict = await captureStdout(() => runDiff([dir, "--power", "0.9", "--alpha", "0.01"]));
+    assert.match(strict.out, /seeds for 90% power/);
+    assert.match(strict.out, /\* p < 0\.01\)/);
     // --better higher ranks the other way.
     const higher = await captureStdout(() => runDiff([dir, "--better", "higher"]));
     assert.match(higher.out, /^\s+1\s+train\.lr=0\.001/m);
