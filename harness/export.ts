@@ -56,8 +56,13 @@ export async function runExport(args: string[]): Promise<number> {
     ? registered as LanguageModelExperiment
     : undefined;
   const tensors = toStateDict(experiment, ckpt.params);
-  // safetensors.torch.save_file writes this tag too; Hugging Face's loaders check it.
-  await saveSafetensors(out, tensors, { format: "pt" });
+  try {
+    // safetensors.torch.save_file writes this tag too; Hugging Face's loaders check it.
+    await saveSafetensors(out, tensors, { format: "pt" });
+  } catch (e) {
+    console.error(`error: could not write ${out}: ${(e as Error).message}`);
+    return ExitCode.failure;
+  }
   const names = Object.keys(tensors);
   const buffers = names.length - Object.keys(ckpt.params).length;
   console.log(

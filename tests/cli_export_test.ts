@@ -68,6 +68,11 @@ Deno.test("export → --init-from round trip: PyTorch names only, same weights, 
     const self = await seedlab("export", ckptPath, "--out", ckptPath);
     assertExit(self, 2);
     assert.match(self.stderr, /is the checkpoint itself/);
+    // An --out that cannot be written: one line, exit 1, no stack trace.
+    const toDir = await seedlab("export", ckptPath, "--out", dir);
+    assertExit(toDir, 1);
+    assert.match(toDir.stderr, /^error: could not write /);
+    assert.doesNotMatch(toDir.stderr, /Uncaught|at /);
   });
 });
 
