@@ -183,6 +183,7 @@ export function powerSentence(r: PowerReport, format: (x: number) => string): st
       `takes ${r.runsNeeded.n} seeds per group (now ${o.nA} vs ${o.nB}; ${METHOD})`;
   }
   const d = r.detectable!;
+  if (d.sd === 0) return `power: the ${d.n} runs do not vary (std 0), so any difference shows`;
   return `power: with ${d.n} seeds per group and std ${format(d.sd)}, the smallest difference ` +
     `detectable ${at} is ${format(d.diff)} (${METHOD})`;
 }

@@ -16,11 +16,14 @@ import assert from "node:assert/strict";
 import {
   detectableDifference,
   noncentralTwoSidedTail,
+  powerOfOne,
+  powerOfTwo,
+  powerSentence,
   runsForPower,
   twoSamplePower,
   welchDf,
 } from "../harness/power.ts";
-import { welch } from "../harness/stats.ts";
+import { sampleStd, welch } from "../harness/stats.ts";
 
 const R = { sdA: 1, sdB: 1, alpha: 0.05, upperOnly: true };
 const STRICT = { sdA: 1, sdB: 1, alpha: 0.05 };
@@ -94,4 +97,28 @@ Deno.test("power: a seeded simulation of Welch's test rejects as often as predic
     );
     if (size === n) assert.ok(predicted >= 0.8 && rejected / trials > 0.75);
   }
+});
+
+Deno.test("power: the sentences diff prints", () => {
+  const f = (x: number) => x.toFixed(3);
+  const two = powerOfTwo([1, 1.1, 0.9], [1.5, 1.6, 1.4], 0.05, 0.8, sampleStd);
+  assert.equal(two.runsNeeded!.n, runsForPower(0.5, 0.8, { sdA: 0.1, sdB: 0.1, alpha: 0.05 })!.n);
+  assert.match(
+    powerSentence(two, f),
+    /^power: detecting the observed difference of 0\.500 at 80% power, α = 0\.05 takes \d+ seeds per group \(now 3 vs 3; two-sided Welch/,
+  );
+  const none = powerOfTwo([1, 2], [1, 2], 0.05, 0.8, sampleStd);
+  assert.match(
+    powerSentence(none, f),
+    /no number of seeds up to 1000000 detects the observed difference of 0\.000/,
+  );
+  const one = powerOfOne(5, 0.1, 0.05, 0.9);
+  assert.match(
+    powerSentence(one, f),
+    /with 5 seeds per group and std 0\.100, the smallest difference detectable at 90% power/,
+  );
+  assert.equal(
+    powerSentence(powerOfOne(3, 0, 0.05, 0.8), f),
+    "power: the 3 runs do not vary (std 0), so any difference shows",
+  );
 });
