@@ -57,5 +57,6 @@ export type {
   LanguageModel,
   LanguageModelConfig,
   LanguageModelExperiment,
+  TorchTensor,
 } from "./experiments/types.ts";
 export { experiments } from "./experiments/mod.ts";

@@ -79,6 +79,26 @@ export interface LanguageModelExperiment<C extends LanguageModelConfig = Languag
   schema: z.ZodType<C>;
   /** Registers parameters in `store` and returns the model. */
   createModel(store: ParamStore, config: C, vocabSize: number): LanguageModel;
+  /**
+   * The name the lecture's PyTorch module gives a parameter, where it differs from seedlab's
+   * (default: the same name). `deno task export` writes these names; `--init-from` of a plain
+   * state dict reads them.
+   */
+  torchName?(name: string): string;
+  /**
+   * Buffers the PyTorch module keeps in its state dict but seedlab computes, which export must
+   * write so `load_state_dict` (strict) accepts the file. Default (harness/state_dict.ts):
+   * `P.tril`, lower-triangular ones [T, T], for every attention head P (a prefix with
+   * `P.key.weight`, `P.query.weight`, `P.value.weight`), T the rows of
+   * `position_embedding_table.weight`.
+   */
+  torchBuffers?(params: Record<string, { shape: number[] }>): Record<string, TorchTensor>;
+}
+
+/** An F32 tensor by shape and row-major elements. */
+export interface TorchTensor {
+  shape: number[];
+  data: Float32Array;
 }
 
 /** What a check experiment reports. */

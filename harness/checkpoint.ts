@@ -30,11 +30,15 @@
  *
  * Any safetensors reader (e.g. Python's `safetensors.numpy.load_file`) can open the file.
  */
-import { resolve } from "node:path";
 import { z } from "zod";
 import { UsageError } from "./errors.ts";
 import { CurvePoint, InitFrom } from "./result_schema.ts";
-import { loadSafetensors, type SafeTensor, saveSafetensors } from "./safetensors.ts";
+import {
+  loadSafetensors,
+  type SafeTensor,
+  type SafetensorsFile,
+  saveSafetensors,
+} from "./safetensors.ts";
 
 /** The format tag stored under `seedlab.format`; bumped when the layout changes meaning. */
 export const CHECKPOINT_FORMAT = "seedlab-checkpoint-1";
@@ -155,7 +159,17 @@ export async function saveCheckpoint(path: string, ckpt: Checkpoint): Promise<vo
 
 /** Reads and validates a checkpoint; a missing, corrupt or inconsistent file is a UsageError. */
 export async function loadCheckpoint(path: string): Promise<Checkpoint> {
-  const { tensors, metadata } = await loadSafetensors(path);
+  return checkpointFromFile(path, await loadSafetensors(path));
+}
+
+/** Whether a safetensors file says it is a seedlab checkpoint (rather than a plain state dict). */
+export function isSeedlabCheckpoint(file: SafetensorsFile): boolean {
+  return file.metadata[META.format] !== undefined;
+}
+
+/** Validates the contents of a safetensors file read from `path` as a seedlab checkpoint. */
+export function checkpointFromFile(path: string, file: SafetensorsFile): Checkpoint {
+  const { tensors, metadata } = file;
   const bad = (what: string) => new UsageError(`${path}: not a seedlab checkpoint: ${what}`);
 
   const format = metadata[META.format];
@@ -261,13 +275,22 @@ export async function loadCheckpoint(path: string): Promise<Checkpoint> {
   return ckpt;
 }
 
+/** Parameters from a file, and how a message names that file. */
+export interface ParamSource {
+  params: Record<string, { shape: number[] }>;
+  /** e.g. "checkpoint of 'bigram' (step 100)"; default from `experiment` and `step`. */
+  description?: string;
+  experiment?: string;
+  step?: number;
+}
+
 /**
  * Checks that a checkpoint's parameters are exactly the model's (same names, same shapes);
  * throws one UsageError listing every missing, unexpected and mismatched parameter.
  */
 export function checkInitCompatible(
   expected: Record<string, { shape: number[] }>,
-  ckpt: Checkpoint,
+  ckpt: ParamSource,
 ): void {
   const missing = Object.keys(expected).filter((n) => !Object.hasOwn(ckpt.params, n));
   const unexpected = Object.keys(ckpt.params).filter((n) => !Object.hasOwn(expected, n));
@@ -285,7 +308,9 @@ export function checkInitCompatible(
   ];
   if (lines.length > 0) {
     throw new UsageError(
-      `checkpoint of '${ckpt.experiment}' (step ${ckpt.step}) does not fit the model:\n  ` +
+      `${
+        ckpt.description ?? `checkpoint of '${ckpt.experiment}' (step ${ckpt.step})`
+      } does not fit the model:\n  ` +
         lines.join("\n  "),
     );
   }
@@ -306,15 +331,4 @@ export async function checkpointParamsSha256(ckpt: Pick<Checkpoint, "params">): 
   }
   const digest = await crypto.subtle.digest("SHA-256", bytes);
   return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
-}
-
-/** Loads the `--init-from` checkpoint and what the result records of it. */
-export async function loadInitFrom(
-  path: string,
-): Promise<{ ckpt: Checkpoint; record: InitFrom }> {
-  const ckpt = await loadCheckpoint(path);
-  return {
-    ckpt,
-    record: { path: resolve(path), paramsSha256: await checkpointParamsSha256(ckpt) },
-  };
 }

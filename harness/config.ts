@@ -372,8 +372,28 @@ function setPath(obj: Record<string, unknown>, key: string, value: unknown, file
  */
 export function formatSets(overrides: Record<string, unknown>): string[] {
   return Object.entries(overrides).map(([key, value]) =>
-    `${key}=${typeof value === "string" ? value : JSON.stringify(value)}`
+    `${key}=${typeof value === "string" ? quoteSetValue(value) : JSON.stringify(value)}`
   );
+}
+
+/**
+ * A string as a `--set` value: as written, or as a JSON string literal when it holds a comma
+ * (which would split it into a sweep) or starts with a double quote (which would be unquoted).
+ */
+export function quoteSetValue(value: string): string {
+  return value.includes(",") || value.trimStart().startsWith('"') ? JSON.stringify(value) : value;
+}
+
+/** A `--set` value in double quotes is a JSON string literal: `"a,b"` is a,b. */
+function unquoteSetValue(raw: string): string {
+  const text = raw.trim();
+  if (text.length < 2 || !text.startsWith('"') || !text.endsWith('"')) return raw;
+  try {
+    const value: unknown = JSON.parse(text);
+    return typeof value === "string" ? value : raw;
+  } catch {
+    throw new UsageError(`--set value ${text} is not a valid double-quoted string`);
+  }
 }
 
 /**
@@ -398,7 +418,7 @@ export async function resolveConfig<S extends z.ZodObject>(
     }
     const leaf = tree.leaves.get(key);
     if (!leaf) throw unknownKey(tree, key, "");
-    const value = parseValue(leaf, set.slice(eq + 1));
+    const value = parseValue(leaf, unquoteSetValue(set.slice(eq + 1)));
     // Re-inserted so the record keeps the order of the last occurrence of each key.
     delete overrides[key];
     overrides[key] = value;

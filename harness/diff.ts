@@ -11,146 +11,44 @@ import { parseArgs } from "node:util";
 import { describeParseError } from "./cli.ts";
 import { userPath } from "./paths.ts";
 import { ExitCode, UsageError } from "./errors.ts";
-import type { RunResult, RunStatus } from "./result_schema.ts";
+import type { RunResult } from "./result_schema.ts";
 import { type LoadedResult, loadResults } from "./results_io.ts";
-import { sampleStd, summarize, type Summary, welch, type WelchResult } from "./stats.ts";
+import { alignCurves, type CurveRow, type PointStat } from "./curves.ts";
+import { metricValue } from "./metric.ts";
+import { differingKeys, groupByConfig, mixedWithin } from "./grouping.ts";
+import { powerOfOne, powerOfTwo, type PowerReport } from "./power.ts";
+import { type Better, rankGroups } from "./ranking.ts";
+import { sampleStd, summarize, welch, type WelchResult } from "./stats.ts";
+import { formatNumber, formatP, renderTable } from "./table.ts";
+import { formatDiff } from "./diff_format.ts";
+import type {
+  Comparison,
+  DiffFormat,
+  DiffOptions,
+  DiffReport,
+  GroupReport,
+  RunRow,
+} from "./diff_types.ts";
 
-/** Output formats of `diff`. */
-export type DiffFormat = "text" | "md" | "json";
+export {
+  alignCurves,
+  type CurveRow,
+  formatNumber,
+  formatP,
+  metricValue,
+  type PointStat,
+  renderTable,
+};
+export { formatDiff };
+export type * from "./diff_types.ts";
 
-/** One run as listed in a group's table. */
-export interface RunRow {
-  path: string;
-  runId: string;
-  seed: number;
-  status: RunStatus;
-  steps: number;
-  finalTrain: number | null;
-  finalVal: number | null;
-  stepsPerSec: number;
-  /** The chosen metric; null for runs excluded from the statistics. */
-  metric: number | null;
-  /** Whether the run counts in the statistics (status "ok"). */
-  included: boolean;
-}
+const USAGE = "usage: deno task diff A [B] [--by KEY[,KEY]] [--metric PATH] [--curve]\n" +
+  "       [--format text|md|json] [--better lower|higher] [--alpha 0.05] [--power 0.8] [--force]\n" +
+  "  A, B: a result file, a directory of results or a glob (one group each); a directory\n" +
+  "  holding several configs, or any results with --by KEY, is grouped by config and ranked";
 
-/** Statistics of one loss across runs at one step. */
-export interface PointStat {
-  n: number;
-  mean: number;
-  /** Sample std; null when only one run has a value here. */
-  std: number | null;
-  min: number;
-  max: number;
-}
-
-/** Train and val statistics at one eval step. */
-export interface CurveRow {
-  step: number;
-  train: PointStat | null;
-  val: PointStat | null;
-}
-
-/** One group of runs with its statistics. */
-export interface GroupReport {
-  /** "A" or "B". */
-  label: string;
-  /** The file, directory or glob the group came from. */
-  spec: string;
-  experiments: string[];
-  /** Data sha256 of the runs (null for runs without a corpus). */
-  dataSha256: (string | null)[];
-  runs: RunRow[];
-  /** Statistics of the metric over the included runs; null when none is included. */
-  summary: Summary | null;
-  /** Mean ± std per eval step, present with --curve. */
-  curve?: CurveRow[];
-}
-
-/** The comparison of group B with group A. */
-export interface Comparison extends WelchResult {
-  nA: number;
-  nB: number;
-  /** p < 0.05 and the 95% CI excludes 0. */
-  significant: boolean;
-  /** Direction of B relative to A when significant. */
-  direction: "lower" | "higher" | null;
-  verdict: string;
-}
-
-/** Everything `diff` reports, as printed by `--format json`. */
-export interface DiffReport {
-  metric: string;
-  groups: GroupReport[];
-  /** Present with two groups once each has at least two included runs. */
-  comparison: Comparison | null;
-  notes: string[];
-}
-
-/** Options of {@link diffGroups}. */
-export interface DiffOptions {
-  /** Dotted path of a numeric field in the result; default `final.val`. */
-  metric?: string;
-  /** Also align the loss curves by step. */
-  curve?: boolean;
-  /** Pool or compare runs of different experiments or data anyway. */
-  force?: boolean;
-}
-
-const USAGE =
-  "usage: deno task diff A [B] [--metric PATH] [--curve] [--format text|md|json] [--force]\n" +
-  "  A, B: a result file, a directory of results or a glob (one group each)";
-
-/** Reads the number at dotted `path` (e.g. `final.val`) in `result`; UsageError naming `file`. */
-export function metricValue(result: unknown, path: string, file: string): number {
-  let value: unknown = result;
-  const seen: string[] = [];
-  for (const key of path.split(".")) {
-    if (value === null || typeof value !== "object" || !(key in value)) {
-      const where = seen.length ? `'${seen.join(".")}'` : "the result";
-      throw new UsageError(`${file}: metric ${path}: ${where} has no field '${key}'`);
-    }
-    value = (value as Record<string, unknown>)[key];
-    seen.push(key);
-  }
-  if (typeof value !== "number" || !Number.isFinite(value)) {
-    const shown = typeof value === "object" ? JSON.stringify(value) : String(value);
-    throw new UsageError(`${file}: metric ${path} is not a number (it is ${shown})`);
-  }
-  return value;
-}
-
-function pointStat(values: number[]): PointStat | null {
-  if (values.length === 0) return null;
-  let sum = 0;
-  for (const v of values) sum += v;
-  return {
-    n: values.length,
-    mean: sum / values.length,
-    std: values.length > 1 ? sampleStd(values) : null,
-    min: Math.min(...values),
-    max: Math.max(...values),
-  };
-}
-
-/** Aligns the runs' loss curves by step: mean, std, min and max of train and val at each step. */
-export function alignCurves(results: readonly RunResult[]): CurveRow[] {
-  const byStep = new Map<number, { train: number[]; val: number[] }>();
-  for (const r of results) {
-    for (const point of r.curve) {
-      let slot = byStep.get(point.step);
-      if (!slot) byStep.set(point.step, slot = { train: [], val: [] });
-      // Null marks a NaN/Infinity loss; it has no place in a mean.
-      if (point.train !== null && Number.isFinite(point.train)) slot.train.push(point.train);
-      if (typeof point.val === "number" && Number.isFinite(point.val)) slot.val.push(point.val);
-    }
-  }
-  return [...byStep.entries()].sort((a, b) => a[0] - b[0]).map(([step, slot]) => ({
-    step,
-    train: pointStat(slot.train),
-    val: pointStat(slot.val),
-  }));
-}
+const DEFAULT_ALPHA = 0.05;
+const DEFAULT_POWER = 0.8;
 
 function finite(value: number | null | undefined): number | null {
   return typeof value === "number" && Number.isFinite(value) ? value : null;
@@ -218,6 +116,7 @@ function checkGroup(
   runs: readonly LoadedResult[],
   force: boolean,
   notes: string[],
+  checkConfigs = true,
 ): void {
   for (const [what, key, show] of POOLING_CHECKS) {
     const parts = partition(runs, key);
@@ -227,8 +126,17 @@ function checkGroup(
     notes.push(`--force: ${message}`);
   }
   const configs = partition(runs, (r) => r.configSha256);
-  if (configs.size > 1) {
-    notes.push(`group ${label} mixes ${configs.size} different configs (configSha256)`);
+  if (checkConfigs && configs.size > 1) {
+    const keys = differingKeys(runs.map((r) => r.result.config));
+    const message = `group ${label} mixes ${configs.size} different configs` +
+      (keys.length > 0 ? ` (differing in ${keys.join(", ")})` : " (configSha256)");
+    if (!force) {
+      throw new UsageError(
+        `${message}; give its directory alone to compare them config by config, group them ` +
+          "with --by KEY, or pass --force to pool them",
+      );
+    }
+    notes.push(`--force: ${message}`);
   }
 }
 
@@ -249,11 +157,6 @@ function checkAcross(
     if (!force) throw new UsageError(`${message}; pass --force to compare them anyway`);
     notes.push(`--force: ${message}`);
   }
-}
-
-/** Formats `p` for a sentence: two significant digits, "< 0.001" below that. */
-export function formatP(p: number): string {
-  return p < 0.001 ? "p < 0.001" : `p = ${p.toPrecision(2)}`;
 }
 
 /** The one-line verdict for a Welch comparison of B against A. */
@@ -285,6 +188,63 @@ export function verdictOf(w: WelchResult, nA: number, nB: number): {
   };
 }
 
+/** One group's rows and statistics; notes what it leaves out. */
+function groupReport(
+  label: string,
+  spec: string,
+  loaded: readonly LoadedResult[],
+  options: DiffOptions,
+  notes: string[],
+): GroupReport {
+  const metric = options.metric ?? "final.val";
+  const runs = loaded.map((r) => runRow(r, metric)).sort((x, y) =>
+    x.seed - y.seed || x.runId.localeCompare(y.runId)
+  );
+  const values = includedValues(runs);
+  const excluded = runs.filter((r) => !r.included);
+  if (excluded.length > 0) {
+    const list = excluded.map((r) => `${basename(r.path)} (${r.status})`).join(", ");
+    notes.push(
+      `group ${label}: ${excluded.length} run(s) not ok, listed but excluded from statistics: ${list}`,
+    );
+  }
+  if (values.length === 0) notes.push(`group ${label}: no ok runs, no statistics`);
+  else if (values.length === 1) {
+    notes.push(`group ${label}: n = 1, so no std and no confidence interval`);
+  }
+  const report: GroupReport = {
+    label,
+    spec,
+    experiments: [...new Set(loaded.map((r) => r.result.experiment))],
+    dataSha256: [...new Set(loaded.map((r) => r.result.data?.sha256 ?? null))],
+    runs,
+    summary: values.length > 0 ? summarize(values) : null,
+  };
+  if (options.curve) {
+    report.curve = alignCurves(
+      loaded.filter((r) => r.result.status === "ok").map((r) => r.result),
+    );
+  }
+  return report;
+}
+
+function includedValues(runs: readonly RunRow[]): number[] {
+  return runs.filter((x) => x.included).map((x) => x.metric as number);
+}
+
+/** The power figure: seeds per group for two groups, the detectable difference for one. */
+function powerOf(groups: readonly number[][], options: DiffOptions): PowerReport | null {
+  const alpha = options.alpha ?? DEFAULT_ALPHA;
+  const power = options.power ?? DEFAULT_POWER;
+  if (groups.length === 2 && groups.every((g) => g.length >= 2)) {
+    return powerOfTwo(groups[0], groups[1], alpha, power, sampleStd);
+  }
+  if (groups.length === 1 && groups[0].length >= 2) {
+    return powerOfOne(groups[0].length, sampleStd(groups[0]), alpha, power);
+  }
+  return null;
+}
+
 /** Builds the structured report for one or two groups of loaded results. */
 export function diffGroups(
   groups: ReadonlyArray<{ spec: string; runs: readonly LoadedResult[] }>,
@@ -303,44 +263,11 @@ export function diffGroups(
   });
   if (groups.length === 2) checkAcross(groups[0].runs, groups[1].runs, force, notes);
 
-  const reports: GroupReport[] = groups.map((g, i) => {
-    const label = labels[i];
-    const runs = g.runs.map((r) => runRow(r, metric)).sort((x, y) =>
-      x.seed - y.seed || x.runId.localeCompare(y.runId)
-    );
-    const values = runs.filter((r) => r.included).map((r) => r.metric as number);
-    const excluded = runs.filter((r) => !r.included);
-    if (excluded.length > 0) {
-      const list = excluded.map((r) => `${basename(r.path)} (${r.status})`).join(", ");
-      notes.push(
-        `group ${label}: ${excluded.length} run(s) not ok, listed but excluded from statistics: ${list}`,
-      );
-    }
-    if (values.length === 0) notes.push(`group ${label}: no ok runs, no statistics`);
-    else if (values.length === 1) {
-      notes.push(`group ${label}: n = 1, so no std and no confidence interval`);
-    }
-    const report: GroupReport = {
-      label,
-      spec: g.spec,
-      experiments: [...new Set(g.runs.map((r) => r.result.experiment))],
-      dataSha256: [...new Set(g.runs.map((r) => r.result.data?.sha256 ?? null))],
-      runs,
-      summary: values.length > 0 ? summarize(values) : null,
-    };
-    if (options.curve) {
-      report.curve = alignCurves(
-        g.runs.filter((r) => r.result.status === "ok").map((r) => r.result),
-      );
-    }
-    return report;
-  });
-
+  const reports = groups.map((g, i) => groupReport(labels[i], g.spec, g.runs, options, notes));
+  const values = reports.map((r) => includedValues(r.runs));
   let comparison: Comparison | null = null;
   if (reports.length === 2) {
-    const [a, b] = reports.map((r) =>
-      r.runs.filter((x) => x.included).map((x) => x.metric as number)
-    );
+    const [a, b] = values;
     if (a.length >= 2 && b.length >= 2) {
       const w = welch(a, b);
       comparison = { ...w, nA: a.length, nB: b.length, ...verdictOf(w, a.length, b.length) };
@@ -350,145 +277,83 @@ export function diffGroups(
       );
     }
   }
-  return { metric, groups: reports, comparison, notes };
+  return { metric, groups: reports, comparison, power: powerOf(values, options), notes };
 }
 
-/** Formats a number for a table: 4 decimals for losses, 1 for big, an exponent below 0.001. */
-export function formatNumber(x: number | null | undefined): string {
-  if (x === null || x === undefined || Number.isNaN(x)) return "—";
-  if (!Number.isFinite(x)) return x > 0 ? "∞" : "−∞";
-  const abs = Math.abs(x);
-  if (abs >= 1000) return x.toFixed(1);
-  if (abs >= 0.001 || abs === 0) return x.toFixed(4);
-  return x.toExponential(2);
-}
-
-function pm(s: PointStat | null): string {
-  if (!s) return "—";
-  return s.std === null ? formatNumber(s.mean) : `${formatNumber(s.mean)} ± ${formatNumber(s.std)}`;
-}
-
-function interval(ci: [number, number] | null): string {
-  return ci ? `[${formatNumber(ci[0])}, ${formatNumber(ci[1])}]` : "—";
-}
-
-/** Renders rows as aligned text columns or a markdown table; numeric columns align right. */
-export function renderTable(
-  header: readonly string[],
-  rows: readonly (readonly string[])[],
-  format: "text" | "md",
-  rightAligned: readonly boolean[] = header.map((_, i) => i > 0),
-): string {
-  if (format === "md") {
-    // Step summaries render HTML: a cell must not open a tag or an entity.
-    const escape = (s: string) =>
-      s.replaceAll("&", "&amp;").replaceAll("<", "&lt;").replaceAll(">", "&gt;")
-        .replaceAll("|", "\\|");
-    const line = (cells: readonly string[]) => `| ${cells.map(escape).join(" | ")} |`;
-    const rule = `|${header.map((_, i) => rightAligned[i] ? " --: " : " :-- ").join("|")}|`;
-    return [line(header), rule, ...rows.map(line)].join("\n");
-  }
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-  const line = (cells: readonly string[]) =>
-    cells.map((c, i) => rightAligned[i] ? c.padStart(widths[i]) : c.padEnd(widths[i])).join("  ")
-      .trimEnd();
-  return [line(header), ...rows.map(line)].join("\n");
-}
-
-const STANDARD_COLUMNS = new Set(["final.train", "final.val", "throughput.stepsPerSec"]);
-
-function groupTitle(g: GroupReport, md: boolean): string {
-  const data = g.dataSha256.map((d) => d === null ? "no data" : `data ${d.slice(0, 12)}`);
-  return `${g.label}: ${md ? `\`${g.spec}\`` : g.spec} — ${g.experiments.join(", ")}, ${
-    data.join(", ")
-  }, ${g.runs.length} run(s)`;
-}
-
-/** Renders a report as aligned text, markdown tables or JSON. */
-export function formatDiff(report: DiffReport, format: DiffFormat): string {
-  if (format === "json") return JSON.stringify(report, null, 2);
-  const md = format === "md";
-  const heading = (s: string) => md ? `### ${s}` : s;
-  const out: string[] = [];
-  const extra = !STANDARD_COLUMNS.has(report.metric);
-
-  for (const g of report.groups) {
-    out.push(heading(groupTitle(g, md)), "");
-    const header = ["seed", "run", "status", "steps", "final train", "final val", "steps/s"];
-    if (extra) header.push(report.metric);
-    const rows = g.runs.map((r) => {
-      const row = [
-        String(r.seed),
-        r.runId,
-        r.included ? r.status : `${r.status} (excluded)`,
-        String(r.steps),
-        formatNumber(r.finalTrain),
-        formatNumber(r.finalVal),
-        r.stepsPerSec.toFixed(1),
-      ];
-      if (extra) row.push(formatNumber(r.metric));
-      return row;
-    });
-    const right = header.map((_, i) => i !== 1 && i !== 2);
-    out.push(renderTable(header, rows, format === "md" ? "md" : "text", right), "");
-    if (g.curve) {
-      out.push(heading(`${g.label}: loss curve (mean ± std across runs)`), "");
-      const curveRows = g.curve.map((c) => [
-        String(c.step),
-        String(Math.max(c.train?.n ?? 0, c.val?.n ?? 0)),
-        pm(c.train),
-        pm(c.val),
-      ]);
-      out.push(
-        renderTable(["step", "n", "train", "val"], curveRows, md ? "md" : "text", [
-          true,
-          true,
-          true,
-          true,
-        ]),
-        "",
-      );
+/**
+ * Groups every run of `specs` by config (`options.by` keys, else configSha256) and ranks the
+ * groups. Runs of different experiments or data are refused unless --force, and so is a --by
+ * group whose runs differ in another config key.
+ */
+export function diffByConfig(
+  specs: ReadonlyArray<{ spec: string; runs: readonly LoadedResult[] }>,
+  options: DiffOptions = {},
+): DiffReport {
+  const metric = options.metric ?? "final.val";
+  const force = options.force ?? false;
+  const spec = specs.map((s) => s.spec).join(" ");
+  const runs = specs.flatMap((s) => s.runs);
+  if (runs.length === 0) throw new UsageError(`no results in ${spec}`);
+  const notes: string[] = [];
+  checkGroup("A", runs, force, notes, false);
+  const by = options.by ?? [];
+  const groups = groupByConfig(runs, by);
+  for (const m of mixedWithin(groups)) {
+    const message = `group ${m.label} pools runs whose ${m.keys.join(", ")} differ`;
+    if (!force) {
+      throw new UsageError(`${message}; add those keys to --by, or pass --force to pool them`);
     }
+    notes.push(`--force: ${message}`);
   }
-
-  out.push(heading(`${report.metric} across seeds`), "");
-  const summaryRows = report.groups.map((g) => {
-    const s = g.summary;
-    return [
-      g.label,
-      String(s?.n ?? 0),
-      formatNumber(s?.mean),
-      s && s.n > 1 ? formatNumber(s.std) : "—",
-      interval(s?.ci95 ?? null),
-      formatNumber(s?.min),
-      formatNumber(s?.max),
-    ];
-  });
-  out.push(
-    renderTable(
-      ["group", "n", "mean", "std", "95% CI", "min", "max"],
-      summaryRows,
-      md ? "md" : "text",
-    ),
-    "",
+  const reports = groups.map((g) => groupReport(g.label, spec, g.runs, options, notes));
+  const better = options.better ?? "lower";
+  const alpha = options.alpha ?? DEFAULT_ALPHA;
+  const power = options.power ?? DEFAULT_POWER;
+  const ranked = rankGroups(
+    reports.map((r, i) => ({
+      label: r.label,
+      values: groups[i].values,
+      metric: includedValues(r.runs),
+    })),
+    { better, alpha, power },
   );
+  const keys = by.length > 0 ? [...by] : [...new Set(groups.flatMap((g) => Object.keys(g.values)))];
+  // Best first, like the ranking.
+  const byRank = ranked.map((r) => reports.find((g) => g.label === r.label)!);
+  // Two groups: the seeds that detect their difference; one: the difference its n detects.
+  const ordered = byRank.map((g) => includedValues(g.runs));
+  return {
+    metric,
+    groups: byRank,
+    comparison: null,
+    ranking: { by: keys, better, alpha, power, groups: ranked },
+    power: powerOf(ordered.length <= 2 ? ordered : [], options),
+    notes,
+  };
+}
 
-  const c = report.comparison;
-  if (c) {
-    const rows = [
-      ["B − A", formatNumber(c.diff)],
-      ["95% CI (Welch)", interval(c.ci95)],
-      ["Welch t", c.t.toFixed(3)],
-      ["df", c.df.toFixed(2)],
-      ["p (two-sided)", c.p < 0.001 ? c.p.toExponential(2) : c.p.toFixed(4)],
-      ["Cohen's d", Number.isFinite(c.cohenD) ? c.cohenD.toFixed(2) : formatNumber(c.cohenD)],
-    ];
-    out.push(heading(`B vs A on ${report.metric}`), "");
-    out.push(renderTable(["statistic", "value"], rows, md ? "md" : "text", [false, true]), "");
-    out.push(md ? `**${c.verdict}**` : c.verdict, "");
+/**
+ * The report for `diff SPEC...`: one group per spec, except that --by, or a single spec
+ * holding several configs (without --force), groups by config and ranks.
+ */
+export function buildDiff(
+  specs: ReadonlyArray<{ spec: string; runs: readonly LoadedResult[] }>,
+  options: DiffOptions = {},
+): DiffReport {
+  const mixed = specs.length === 1 &&
+    new Set(specs[0].runs.map((r) => r.result.configSha256)).size > 1;
+  if ((options.by?.length ?? 0) > 0 || (mixed && !options.force)) {
+    return diffByConfig(specs, options);
   }
-  for (const note of report.notes) out.push(md ? `- note: ${note}` : `note: ${note}`);
-  return out.join("\n").trimEnd();
+  return diffGroups(specs, options);
+}
+
+function unitInterval(name: string, text: string): number {
+  const x = Number(text);
+  if (!/^\s*[0-9.eE+-]+\s*$/.test(text) || !(x > 0 && x < 1)) {
+    throw new UsageError(`--${name} must be a number between 0 and 1, not '${text}'`);
+  }
+  return x;
 }
 
 function parseDiffArgs(args: string[]) {
@@ -503,6 +368,10 @@ function parseDiffArgs(args: string[]) {
         curve: { type: "boolean", default: false },
         format: { type: "string", default: "text" },
         force: { type: "boolean", default: false },
+        by: { type: "string", multiple: true },
+        better: { type: "string", default: "lower" },
+        alpha: { type: "string", default: String(DEFAULT_ALPHA) },
+        power: { type: "string", default: String(DEFAULT_POWER) },
         help: { type: "boolean", short: "h", default: false },
       },
     });
@@ -514,19 +383,35 @@ function parseDiffArgs(args: string[]) {
   if (format !== "text" && format !== "md" && format !== "json") {
     throw new UsageError(`--format must be text, md or json, not '${format}'`);
   }
-  if (!values.help && (positionals.length < 1 || positionals.length > 2)) {
-    throw new UsageError(`give one or two groups of results\n${USAGE}`);
+  const by = (values.by ?? []).flatMap((b) => b.split(",")).map((b) => b.trim());
+  if (by.some((k) => k === "" || k.split(".").some((part) => part === ""))) {
+    throw new UsageError(`--by takes dotted config keys such as train.lr, not '${values.by}'`);
+  }
+  if (!values.help && (positionals.length < 1 || (positionals.length > 2 && by.length === 0))) {
+    throw new UsageError(`give one or two groups of results (or several with --by)\n${USAGE}`);
   }
   if (values.metric.trim() === "" || values.metric.split(".").some((k) => k === "")) {
     throw new UsageError(
       `--metric must be a dotted path such as final.val, not '${values.metric}'`,
     );
   }
+  if (values.better !== "lower" && values.better !== "higher") {
+    throw new UsageError(`--better must be lower or higher, not '${values.better}'`);
+  }
+  const alpha = unitInterval("alpha", values.alpha);
+  const power = unitInterval("power", values.power);
+  if (power <= alpha) {
+    throw new UsageError(`--power (${power}) must exceed --alpha (${alpha})`);
+  }
   return {
     specs: positionals,
     metric: values.metric,
     curve: values.curve,
     force: values.force,
+    by,
+    better: values.better as Better,
+    alpha,
+    power,
     help: values.help,
     format: format as DiffFormat,
   };
@@ -541,7 +426,7 @@ export async function runDiff(args: string[]): Promise<number> {
   }
   const groups = [];
   for (const spec of opts.specs) groups.push({ spec, runs: await loadResults([userPath(spec)]) });
-  const report = diffGroups(groups, opts);
+  const report = buildDiff(groups, opts);
   console.log(formatDiff(report, opts.format));
   return ExitCode.ok;
 }

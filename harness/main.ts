@@ -1,4 +1,4 @@
-/** The seedlab command line: `exp`, `diff`, `check`, `report`. */
+/** The seedlab command line: `exp`, `diff`, `check`, `report`, `export`. */
 import { NoAdapterError } from "../kernels/device.ts";
 import { ExitCode, HelpRequested, UsageError } from "./errors.ts";
 
@@ -7,6 +7,7 @@ const COMMANDS: Record<string, () => Promise<(args: string[]) => Promise<number>
   diff: async () => (await import("./diff.ts")).runDiff,
   check: async () => (await import("./check.ts")).runCheck,
   report: async () => (await import("./report.ts")).runReport,
+  export: async () => (await import("./export.ts")).runExport,
 };
 
 /** Runs one command and maps errors to exit codes. */

@@ -5,8 +5,9 @@
  * `{ dtype, shape, data_offsets: [begin, end] }` with offsets relative to the start of the
  * data section, plus an optional `"__metadata__"` map of string to string.
  *
- * seedlab stores only F32 and U32 tensors; other safetensors dtypes are recognised on read so
- * the error can say "unsupported" rather than "unknown".
+ * seedlab stores F32 and U32 tensors; F16 and BF16 (what PyTorch users often save) are read
+ * and written as raw 16-bit words, for `toFloat32` to widen. Other safetensors dtypes are
+ * recognised on read so the error can say "unsupported" rather than "unknown".
  */
 import { writeFileAtomic } from "./atomic.ts";
 import { requireRegularFile } from "./paths.ts";
@@ -15,7 +16,8 @@ import { UsageError } from "./errors.ts";
 /** A tensor as stored in a safetensors file: dtype, shape and its elements in row-major order. */
 export type SafeTensor =
   | { dtype: "F32"; shape: number[]; data: Float32Array }
-  | { dtype: "U32"; shape: number[]; data: Uint32Array };
+  | { dtype: "U32"; shape: number[]; data: Uint32Array }
+  | { dtype: "F16" | "BF16"; shape: number[]; data: Uint16Array };
 
 /** The contents of a safetensors file. */
 export interface SafetensorsFile {
@@ -49,6 +51,19 @@ const DTYPE_BYTES: Record<string, number> = {
 // supports today is little-endian, but swapping is cheap insurance against a silent mix-up.
 const HOST_LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
 
+function swap16InPlace(bytes: Uint8Array): void {
+  for (let i = 0; i + 1 < bytes.length; i += 2) {
+    const a = bytes[i];
+    bytes[i] = bytes[i + 1];
+    bytes[i + 1] = a;
+  }
+}
+
+function swapInPlace(bytes: Uint8Array, width: number): void {
+  if (width === 2) swap16InPlace(bytes);
+  else swap32InPlace(bytes);
+}
+
 function swap32InPlace(bytes: Uint8Array): void {
   for (let i = 0; i + 3 < bytes.length; i += 4) {
     const a = bytes[i], b = bytes[i + 1];
@@ -58,6 +73,8 @@ function swap32InPlace(bytes: Uint8Array): void {
     bytes[i + 3] = a;
   }
 }
+
+const READABLE = new Set(["F32", "U32", "F16", "BF16"]);
 
 function shapeSize(shape: readonly number[]): number {
   return shape.reduce((n, d) => n * d, 1);
@@ -90,7 +107,9 @@ export function encodeSafetensors(
     }
     const okType = t.dtype === "F32"
       ? t.data instanceof Float32Array
-      : t.dtype === "U32" && t.data instanceof Uint32Array;
+      : t.dtype === "U32"
+      ? t.data instanceof Uint32Array
+      : (t.dtype === "F16" || t.dtype === "BF16") && t.data instanceof Uint16Array;
     if (!okType) throw new Error(`tensor ${name}: dtype ${t.dtype} does not match its data array`);
     if (t.data.length !== shapeSize(t.shape)) {
       throw new Error(
@@ -122,7 +141,9 @@ export function encodeSafetensors(
     // canonicalise NaN payloads, and the round trip must be bit-exact.
     const raw = new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength);
     out.set(raw, pos);
-    if (!HOST_LITTLE_ENDIAN) swap32InPlace(out.subarray(pos, pos + raw.length));
+    if (!HOST_LITTLE_ENDIAN) {
+      swapInPlace(out.subarray(pos, pos + raw.length), t.data.BYTES_PER_ELEMENT);
+    }
     pos += raw.length;
   }
   return out;
@@ -130,7 +151,7 @@ export function encodeSafetensors(
 
 interface HeaderEntry {
   name: string;
-  dtype: "F32" | "U32";
+  dtype: SafeTensor["dtype"];
   shape: number[];
   begin: number;
   end: number;
@@ -149,8 +170,10 @@ function parseEntry(name: string, value: unknown, dataLen: number): HeaderEntry 
   const { dtype, shape, data_offsets: offsets } = e;
   if (typeof dtype !== "string") throw new Error(`tensor ${name}: dtype missing or not a string`);
   if (!Object.hasOwn(DTYPE_BYTES, dtype)) throw new Error(`tensor ${name}: unknown dtype ${dtype}`);
-  if (dtype !== "F32" && dtype !== "U32") {
-    throw new Error(`tensor ${name}: dtype ${dtype} is not supported (seedlab reads F32 and U32)`);
+  if (!READABLE.has(dtype)) {
+    throw new Error(
+      `tensor ${name}: dtype ${dtype} is not supported (seedlab reads F32, F16, BF16 and U32)`,
+    );
   }
   if (!Array.isArray(shape) || !shape.every(isDim)) {
     throw new Error(`tensor ${name}: shape ${JSON.stringify(shape)} is not a list of sizes`);
@@ -176,7 +199,7 @@ function parseEntry(name: string, value: unknown, dataLen: number): HeaderEntry 
         `shape [${shape.join(", ")}] of ${dtype} needs ${want}`,
     );
   }
-  return { name, dtype, shape: [...shape], begin, end };
+  return { name, dtype: dtype as SafeTensor["dtype"], shape: [...shape], begin, end };
 }
 
 /** Parses and validates safetensors bytes; throws an Error saying what is wrong. */
@@ -260,13 +283,48 @@ export function decodeSafetensors(bytes: Uint8Array): SafetensorsFile {
     // slice() copies into a fresh, aligned buffer: the data section of an arbitrary
     // Uint8Array need not start at a multiple of 4.
     const raw = bytes.slice(dataStart + begin, dataStart + end);
-    if (!HOST_LITTLE_ENDIAN) swap32InPlace(raw);
-    return dtype === "F32"
-      ? [name, { dtype, shape, data: new Float32Array(raw.buffer) }]
-      : [name, { dtype, shape, data: new Uint32Array(raw.buffer) }];
+    if (!HOST_LITTLE_ENDIAN) swapInPlace(raw, DTYPE_BYTES[dtype]);
+    switch (dtype) {
+      case "F32":
+        return [name, { dtype, shape, data: new Float32Array(raw.buffer) }];
+      case "U32":
+        return [name, { dtype, shape, data: new Uint32Array(raw.buffer) }];
+      default:
+        return [name, { dtype, shape, data: new Uint16Array(raw.buffer) }];
+    }
   });
   // fromEntries defines own properties, so names like "__proto__" stay plain keys.
   return { tensors: Object.fromEntries(tensors), metadata: Object.fromEntries(metadata) };
+}
+
+/** IEEE 754 binary16 bits → the number they encode (exact: every half is a float). */
+export function halfToNumber(bits: number): number {
+  const sign = bits & 0x8000 ? -1 : 1;
+  const exponent = (bits >> 10) & 0x1f;
+  const fraction = bits & 0x3ff;
+  if (exponent === 0) return sign * fraction * 2 ** -24;
+  if (exponent === 0x1f) return fraction === 0 ? sign * Infinity : NaN;
+  return sign * (1 + fraction / 1024) * 2 ** (exponent - 15);
+}
+
+/**
+ * A floating-point tensor's elements as F32: F32 as stored, F16 and BF16 widened exactly
+ * (BF16 is the top half of an F32's bits). Throws for an integer dtype.
+ */
+export function toFloat32(t: SafeTensor): Float32Array {
+  switch (t.dtype) {
+    case "F32":
+      return t.data;
+    case "BF16": {
+      const out = new Uint32Array(t.data.length);
+      for (let i = 0; i < t.data.length; i++) out[i] = t.data[i] << 16;
+      return new Float32Array(out.buffer);
+    }
+    case "F16":
+      return Float32Array.from(t.data, halfToNumber);
+    default:
+      throw new Error(`a ${t.dtype} tensor holds integers, not floats`);
+  }
 }
 
 /** Writes a safetensors file atomically (temporary file + fsync + rename). */

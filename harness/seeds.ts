@@ -65,11 +65,12 @@ export function parseSeeds(spec: string, option = "--seeds"): number[] {
 }
 
 /**
- * Keeps shard `i` of `n` ("i/n", 0-based): the seeds at positions j with j % n == i.
+ * Keeps shard `i` of `n` ("i/n", 0-based): the seeds (or runs of a sweep) at positions j with
+ * j % n == i.
  * Strided rather than contiguous so shards stay balanced; the n shards are disjoint and
  * together hold every seed. A shard may be empty when n exceeds the number of seeds.
  */
-export function applyShard(seeds: readonly number[], shard: string): number[] {
+export function applyShard<T>(seeds: readonly T[], shard: string): T[] {
   const m = /^\s*(\d+)\s*\/\s*(\d+)\s*$/.exec(shard);
   if (!m) throw new UsageError(`--shard '${shard}': expected i/n, e.g. 0/4 (0-based i < n)`);
   const i = Number(m[1]);

@@ -6,12 +6,12 @@
  */
 import { createHash } from "node:crypto";
 import type { z } from "zod";
-import { type Checkpoint, loadInitFrom } from "./checkpoint.ts";
 import { canonicalJson, listConfigKeys } from "./config.ts";
 import { ExitCode, UsageError } from "./errors.ts";
 import type { RunResult } from "./result_schema.ts";
 import { readResult, runId } from "./results_io.ts";
 import { firstCurveDifference } from "./run_output.ts";
+import { type InitWeights, loadInitFrom } from "./state_dict.ts";
 
 function valueAt(config: Record<string, unknown>, key: string): unknown {
   let value: unknown = config;
@@ -141,8 +141,11 @@ export function everyKey(
   return out;
 }
 
-/** The init checkpoint a stored result names, checked to hold the same weights. */
-async function initForVerify(path: string, stored: RunResult): Promise<Checkpoint | undefined> {
+/** The init weights (checkpoint or state dict) a stored result names, checked to hold the same weights. */
+async function initForVerify(
+  path: string,
+  stored: RunResult,
+): Promise<InitWeights | undefined> {
   if (!stored.initFrom) return undefined;
   const where = stored.initFrom.path;
   let init;
@@ -161,7 +164,7 @@ async function initForVerify(path: string, stored: RunResult): Promise<Checkpoin
         `${stored.initFrom.paramsSha256.slice(0, 12)}…`,
     );
   }
-  return init.ckpt;
+  return init.weights;
 }
 
 /**
@@ -171,7 +174,7 @@ async function initForVerify(path: string, stored: RunResult): Promise<Checkpoin
 export async function prepareVerification(
   path: string,
   experiment: string,
-): Promise<{ stored: RunResult; init?: Checkpoint }> {
+): Promise<{ stored: RunResult; init?: InitWeights }> {
   const stored = await readResult(path);
   if (stored.experiment !== experiment) {
     throw new UsageError(`${path} is a result of '${stored.experiment}', not '${experiment}'`);

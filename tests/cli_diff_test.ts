@@ -126,7 +126,12 @@ async function summaries({ dir, a, b, ra, rb }: Groups): Promise<void> {
   const page = await Deno.readTextFile(html);
   assert.ok(page.startsWith("<!doctype html>"));
   assert.ok(!/<script|https?:\/\/(?!www\.w3\.org)|<link /.test(page), "nothing external");
-  assert.equal([...page.matchAll(/<svg class="chart"/g)].length, 3, "2 groups + comparison");
+  assert.equal(
+    [...page.matchAll(/<svg class="chart"/g)].length,
+    4,
+    "2 groups + comparison + final loss vs train.lr",
+  );
+  assert.ok(page.includes("final val loss vs train.lr"));
   assert.ok(page.includes("train.lr=0.05"));
 }
 

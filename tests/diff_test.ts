@@ -2,96 +2,16 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { diffGroups, type DiffReport, formatDiff, runDiff } from "../harness/diff.ts";
 import { ExitCode, UsageError } from "../harness/errors.ts";
-import { type CurvePoint, RunResult, type RunStatus } from "../harness/result_schema.ts";
+import type { CurvePoint } from "../harness/result_schema.ts";
 import { loadResults } from "../harness/results_io.ts";
-import { SYNTHETIC_ENV } from "./fixtures.ts";
-
-const SHA_A = "a".repeat(64);
-const SHA_B = "b".repeat(64);
-const DATA_1 = "1".repeat(64);
-const DATA_2 = "2".repeat(64);
-
-interface Fake {
-  seed: number;
-  val: number;
-  train?: number;
-  experiment?: string;
-  status?: RunStatus;
-  configSha256?: string;
-  data?: string;
-  curve?: CurvePoint[];
-  stepsPerSec?: number;
-}
-
-/** A complete, schema-valid result with the given seed and final losses. */
-function fakeResult(f: Fake): RunResult {
-  const experiment = f.experiment ?? "bigram";
-  const configSha256 = f.configSha256 ?? SHA_A;
-  return RunResult.parse({
-    schemaVersion: 1,
-    experiment,
-    runId: `${configSha256.slice(0, 8)}-s${f.seed}`,
-    status: f.status ?? "ok",
-    ...(f.status && f.status !== "ok" ? { reason: "synthetic" } : {}),
-    seed: f.seed,
-    config: { train: { steps: 200, lr: 0.01 } },
-    configSha256,
-    overrides: {},
-    data: {
-      name: "mobydick",
-      source: "embedded",
-      sha256: f.data ?? DATA_1,
-      characters: 1000,
-      vocabSize: 65,
-      trainTokens: 900,
-      valTokens: 100,
-    },
-    env: SYNTHETIC_ENV,
-    startedAt: "2025-01-01T00:00:00.000Z",
-    finishedAt: "2025-01-01T00:00:10.000Z",
-    steps: 200,
-    curve: f.curve ?? [
-      { step: 0, train: 4.2, val: 4.2, elapsedMs: 0 },
-      { step: 200, train: f.train ?? f.val - 0.02, val: f.val, elapsedMs: 10000 },
-    ],
-    final: { train: f.train ?? f.val - 0.02, val: f.val },
-    throughput: { stepsPerSec: f.stepsPerSec ?? 20, tokensPerSec: 20 * 32 * 8 },
-    wallMs: 10000,
-    sample: "call me",
-    paramsSha256: "c".repeat(64),
-  });
-}
-
-/** Writes results as `<dir>/<name>/<runId>.json`; returns the group directory. */
-async function writeGroup(root: string, name: string, results: RunResult[]): Promise<string> {
-  const dir = join(root, name);
-  await Deno.mkdir(dir, { recursive: true });
-  for (const r of results) {
-    await Deno.writeTextFile(join(dir, `${r.runId}.json`), JSON.stringify(r, null, 2));
-  }
-  return dir;
-}
-
-async function captureStdout(fn: () => Promise<number>): Promise<{ code: number; out: string }> {
-  const lines: string[] = [];
-  const original = console.log;
-  console.log = (...args: unknown[]) => lines.push(args.map(String).join(" "));
-  try {
-    const code = await fn();
-    return { code, out: lines.join("\n") };
-  } finally {
-    console.log = original;
-  }
-}
-
-async function withTempDir(fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "seedlab-diff-" });
-  try {
-    await fn(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
+import {
+  captureStdout,
+  DATA_2,
+  fakeResult,
+  SHA_B,
+  withTempDir,
+  writeGroup,
+} from "./diff_fixtures.ts";
 
 const lowerA = [2.50, 2.51, 2.49];
 const lowerB = [2.45, 2.46, 2.44];

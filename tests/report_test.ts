@@ -31,6 +31,12 @@ if (!hasChromium) {
 // Must match the colours in harness/report.ts: the screenshot test looks for them.
 const TRAIN_RGB: [number, number, number] = [0x25, 0x63, 0xeb];
 const VAL_RGB: [number, number, number] = [0xea, 0x58, 0x0c];
+// The first three group colours (harness/report.ts GROUP_COLORS; the sweep chart uses the first).
+const GROUP_RGB: [number, number, number][] = [
+  [0x0f, 0x76, 0x6e],
+  [0x7c, 0x3a, 0xed],
+  [0xbe, 0x12, 0x3c],
+];
 
 const STEPS = [0, 100, 200, 300, 400];
 const PLOT_W = 560 - 62 - 20;
@@ -44,6 +50,18 @@ function curveFor(seed: number, floor: number): CurvePoint[] {
   });
 }
 
+/** `{"train.lr": 1}` → `{train: {lr: 1}}`. */
+function nest(flat: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(flat)) {
+    const parts = key.split(".");
+    let at = out;
+    for (const p of parts.slice(0, -1)) at = (at[p] ??= {}) as Record<string, unknown>;
+    at[parts.at(-1)!] = value;
+  }
+  return out;
+}
+
 function fakeResult(opts: {
   seed: number;
   configSha256: string;
@@ -52,6 +70,8 @@ function fakeResult(opts: {
   status?: RunStatus;
   experiment?: string;
   curve?: CurvePoint[];
+  /** The stored config; default: the overrides, nested (as `--set` would store them). */
+  config?: Record<string, unknown>;
 }): RunResult {
   const curve = opts.curve ?? curveFor(opts.seed, opts.floor ?? 2.4);
   const last = curve.at(-1);
@@ -61,7 +81,7 @@ function fakeResult(opts: {
     runId: `${opts.configSha256.slice(0, 8)}-s${opts.seed}`,
     status: opts.status ?? "ok",
     seed: opts.seed,
-    config: {},
+    config: opts.config ?? nest(opts.overrides ?? {}),
     configSha256: opts.configSha256,
     overrides: opts.overrides ?? {},
     data: null,
@@ -124,6 +144,83 @@ Deno.test("report: groups by experiment + configSha256, ok runs drawn, others li
   assert.equal(groups[0].label, "defaults");
   assert.equal(groups[1].label, "model.note=<b>& train.lr=0.003");
   assert.deepEqual(groups[0].excluded.map((r) => r.result.status), ["diverged"]);
+});
+
+/** Three groups of three seeds sweeping one key; lower loss for larger values. */
+function sweepResults(key: string, values: unknown[]): LoadedResult[] {
+  return values.flatMap((value, i) =>
+    [0, 1, 2].map((seed) => {
+      const r = fakeResult({
+        seed,
+        configSha256: String(i + 1).repeat(64),
+        overrides: { [key]: value },
+        floor: 2.6 - 0.2 * i,
+      });
+      return { path: `${i}/${r.runId}.json`, result: r };
+    })
+  );
+}
+
+Deno.test("report: groups are labelled by config keys, however they were set", () => {
+  // A `--config FILE` run: no overrides, but its stored config differs from the defaults.
+  const fromFile = fakeResult({
+    seed: 0,
+    configSha256: SHA_A,
+    config: { train: { steps: 400, lr: 0.05, batchSize: 32 }, data: "mobydick" },
+  });
+  const [g] = groupResults([{ path: "f.json", result: fromFile }]);
+  assert.equal(g.label, "train.lr=0.05 train.steps=400");
+  // Default values are no label: a run with the default config is "defaults".
+  const plain = fakeResult({
+    seed: 0,
+    configSha256: SHA_B,
+    config: { train: { steps: 10000, lr: 0.001 }, data: "mobydick" },
+  });
+  assert.equal(groupResults([{ path: "p.json", result: plain }])[0].label, "defaults");
+  // Two groups: labelled by what tells them apart; what both change is the subtitle.
+  const both = groupResults([
+    { path: "f.json", result: fromFile },
+    {
+      path: "g.json",
+      result: fakeResult({
+        seed: 0,
+        configSha256: SHA_B,
+        config: { train: { steps: 400, lr: 0.01, batchSize: 32 }, data: "mobydick" },
+      }),
+    },
+  ]);
+  assert.deepEqual(both.map((x) => x.label), ["train.lr=0.01", "train.lr=0.05"]);
+  assert.deepEqual(both.map((x) => x.shared), ["train.steps=400", "train.steps=400"]);
+});
+
+Deno.test("report: a one-key numeric sweep gets a final-loss-versus-value chart", () => {
+  const chartOf = (html: string) =>
+    svgs(html).find((s) => s.includes("final val loss vs train.lr"));
+  // 1e-4 … 1e-2 spans 100×: a log axis, the three values evenly spaced.
+  const log = chartOf(renderReport(sweepResults("train.lr", [1e-4, 1e-3, 1e-2])));
+  assert.ok(log, "sweep chart drawn");
+  assert.match(log, /train\.lr \(log scale\)/);
+  const xs = [...log.matchAll(/class="mean-point" data-value="([^"]+)" cx="([^"]+)"/g)];
+  assert.deepEqual(xs.map((m) => Number(m[1])), [1e-4, 1e-3, 1e-2]);
+  const cx = xs.map((m) => Number(m[2]));
+  assert.ok(Math.abs((cx[1] - cx[0]) - (cx[2] - cx[1])) < 0.2, `log spacing ${cx}`);
+  assert.equal([...log.matchAll(/class="seed"/g)].length, 9, "one dot per seed");
+  assert.equal([...log.matchAll(/class="whisker"/g)].length, 3);
+  // 1e-3 … 1e-2 spans exactly 10×: linear, spaced by value.
+  const linear = chartOf(renderReport(sweepResults("train.lr", [1e-3, 3e-3, 1e-2])));
+  assert.ok(linear);
+  assert.doesNotMatch(linear, /log scale/);
+  const lx = [...linear.matchAll(/class="mean-point" data-value="[^"]+" cx="([^"]+)"/g)]
+    .map((m) => Number(m[1]));
+  assert.ok(Math.abs((lx[1] - lx[0]) / (lx[2] - lx[1]) - 2 / 7) < 0.01, `linear spacing ${lx}`);
+  // No sweep chart for a non-numeric key, or when two keys differ.
+  const strings = renderReport(sweepResults("data", ["a", "b", "c"]));
+  assert.ok(!strings.includes("final val loss vs"));
+  const twoKeys = sweepResults("train.lr", [1e-3, 3e-3, 1e-2]).map((r, i) => ({
+    ...r,
+    result: { ...r.result, config: { ...r.result.config, eval: { iters: i } } },
+  }));
+  assert.ok(!renderReport(twoKeys).includes("final val loss vs"));
 });
 
 Deno.test("report: one SVG per chart with mean line, band, axes, legend and final table", () => {
@@ -291,7 +388,12 @@ function countNear(rgba: Uint8Array, [r, g, b]: [number, number, number], tol: n
   return n;
 }
 
-async function screenshot(html: string, dir: string, name: string): Promise<Uint8Array> {
+async function screenshot(
+  html: string,
+  dir: string,
+  name: string,
+  height = 900,
+): Promise<Uint8Array> {
   const page = join(dir, `${name}.html`);
   const shot = join(dir, `${name}.png`);
   await Deno.writeTextFile(page, html);
@@ -308,7 +410,7 @@ async function screenshot(html: string, dir: string, name: string): Promise<Uint
       "--disable-sync",
       `--user-data-dir=${profile}`,
       `--screenshot=${shot}`,
-      "--window-size=1200,900",
+      `--window-size=1200,${height}`,
       `file://${page}`,
     ],
     stdout: "null",
@@ -352,6 +454,39 @@ Deno.test({
       // The charts add grid, ticks, text and bands too: tens of thousands of non-background
       // pixels more than the same page without them.
       assert.ok(ink(withCurves.rgba) > ink(without.rgba) + 20_000);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name: "report: headless Chromium renders a sweep's three bands and its loss-versus-value chart",
+  ignore: !hasChromium,
+  async fn() {
+    const dir = await Deno.makeTempDir({ prefix: "seedlab-shot-" });
+    try {
+      const sweep = decodePng(
+        await screenshot(
+          renderReport(sweepResults("train.lr", [1e-4, 1e-3, 1e-2])),
+          dir,
+          "sweep",
+          1400,
+        ),
+      );
+      // The same three groups swept over a string key: no loss-versus-value chart.
+      const noChart = decodePng(
+        await screenshot(renderReport(sweepResults("data", ["a", "b", "c"])), dir, "strings", 1400),
+      );
+      // The comparison chart's three group colours (bands and mean lines).
+      for (const rgb of GROUP_RGB) {
+        const n = countNear(sweep.rgba, rgb, 40);
+        assert.ok(n > 300, `group colour ${rgb}: ${n} pixels`);
+      }
+      // The sweep chart draws in the first group colour: line, whiskers, dots and mean points.
+      const extra = countNear(sweep.rgba, GROUP_RGB[0], 40) -
+        countNear(noChart.rgba, GROUP_RGB[0], 40);
+      assert.ok(extra > 500, `sweep chart pixels: ${extra}`);
     } finally {
       await Deno.remove(dir, { recursive: true });
     }

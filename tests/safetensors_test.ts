@@ -8,9 +8,11 @@ import { join } from "node:path";
 import {
   decodeSafetensors,
   encodeSafetensors,
+  halfToNumber,
   loadSafetensors,
   type SafeTensor,
   saveSafetensors,
+  toFloat32,
 } from "../harness/safetensors.ts";
 import { UsageError } from "../harness/errors.ts";
 
@@ -204,9 +206,30 @@ Deno.test("safetensors rejects unknown and unsupported dtypes", () => {
   assertDecodeError(entry("toString"), /tensor x: unknown dtype toString/);
   assertDecodeError(
     entry("I64"),
-    /tensor x: dtype I64 is not supported \(seedlab reads F32 and U32\)/,
+    /tensor x: dtype I64 is not supported \(seedlab reads F32, F16, BF16 and U32\)/,
   );
   assertDecodeError(entry("F64"), /dtype F64 is not supported/);
+});
+
+Deno.test("safetensors reads F16 and BF16 and toFloat32 widens them exactly", () => {
+  // Bit patterns written by hand: 1, -2, 0.5 + 2^-11 (needs the 10-bit fraction), smallest
+  // subnormal 2^-24, +Inf, and for BF16 1, -2, 3.140625, 2^-133 (subnormal).
+  const half = new Uint16Array([0x3c00, 0xc000, 0x3801, 0x0001, 0x7c00]);
+  const brain = new Uint16Array([0x3f80, 0xc000, 0x4049, 0x0001]);
+  const bytes = encodeSafetensors({
+    h: { dtype: "F16", shape: [5], data: half },
+    b: { dtype: "BF16", shape: [2, 2], data: brain },
+  });
+  const { tensors } = decodeSafetensors(bytes);
+  assertEquals(tensors.h.dtype, "F16");
+  assertEquals([...tensors.h.data], [...half]);
+  assertEquals([...toFloat32(tensors.h)], [1, -2, 0.5 + 2 ** -11, 2 ** -24, Infinity]);
+  assertEquals([...toFloat32(tensors.b)], [1, -2, 3.140625, Math.fround(2 ** -133)]);
+  assert(Number.isNaN(halfToNumber(0x7e00)));
+  assertThrows(
+    () => toFloat32({ dtype: "U32", shape: [1], data: new Uint32Array(1) }),
+    /holds integers/,
+  );
 });
 
 Deno.test("safetensors rejects bad shapes and offsets", () => {
