@@ -13,9 +13,11 @@ import { applyShard, parseSeeds } from "./seeds.ts";
 import { expandSweep, splitSetValues } from "./sweep.ts";
 
 const USAGE = `usage: deno task exp NAME [--seed N | --seeds A..B|a,b,c] [--shard i/n]
-       [--set key=value]... [--config FILE] [--data mobydick|tinyshakespeare|FILE]
-       [--out DIR] [--quiet] [--verify RESULT.json] [--resume CKPT] [--init-from CKPT]
-       [--save-every N] [--profile] [--help]`;
+       [--set key=value[,value2...]]... [--config FILE] [--data mobydick|tinyshakespeare|FILE]
+       [--out DIR] [--quiet] [--verify RESULT.json] [--resume CKPT]
+       [--init-from CKPT|STATE_DICT] [--save-every N] [--profile] [--help]
+  --set key=v1,v2 sweeps (several keys: every combination); --shard slices the config × seed runs
+  --init-from also takes a plain PyTorch safetensors state dict (see deno task export)`;
 
 const DEFAULT_SEED = 1337;
 

@@ -17,7 +17,7 @@ import { crossEntropyLoss } from "../nn/ops.ts";
 import { ParamStore } from "../nn/params.ts";
 import { loadCheckpoint } from "../harness/checkpoint.ts";
 import { formatSets, resolveConfig } from "../harness/config.ts";
-import { readResult } from "../harness/results_io.ts";
+import { readResult, runId } from "../harness/results_io.ts";
 import { loadSafetensors } from "../harness/safetensors.ts";
 import { assertExit, ROOT, seedlab, TINY, withTempDir, writtenPath } from "./cli_helpers.ts";
 import { attentionHeadStateDict, lcgValues, stateDictBytes } from "./state_dict_fixture.ts";
@@ -62,16 +62,28 @@ Deno.test("export → --init-from round trip: PyTorch names only, same weights, 
     ];
     assert.deepEqual(a.curve.map((p) => [p.train, p.val]), b.curve.map((p) => [p.train, p.val]));
     assert.equal(a.paramsSha256, b.paramsSha256);
+    // The state dict is recorded like a seedlab checkpoint: its path and parameters' sha256,
+    // part of the run id (the same weights give the same run id, unlike a run from scratch).
+    assert.equal(a.initFrom?.path, out);
+    assert.equal(a.initFrom?.paramsSha256, b.initFrom?.paramsSha256);
+    assert.equal(a.runId, b.runId);
+    assert.equal(a.runId, runId(a.configSha256, a.seed, a.initFrom!.paramsSha256));
+    assert.notEqual(a.runId, runId(a.configSha256, a.seed));
+    // ...and --verify re-runs it from the state dict.
+    const verified = await seedlab("exp", "bigram", "--verify", writtenPath(fromExport.stdout));
+    assertExit(verified, 0);
+    assert.match(verified.stdout, /verified: /);
 
     // A plain state dict is no checkpoint to export, and export never overwrites its input.
     assertExit(await seedlab("export", out), 2);
     const self = await seedlab("export", ckptPath, "--out", ckptPath);
     assertExit(self, 2);
     assert.match(self.stderr, /is the checkpoint itself/);
-    // An --out that cannot be written: one line, exit 1, no stack trace.
+    // An --out that cannot be written is refused before anything is written (exit 2, one line,
+    // no stack trace), like `report --out`.
     const toDir = await seedlab("export", ckptPath, "--out", dir);
-    assertExit(toDir, 1);
-    assert.match(toDir.stderr, /^error: could not write /);
+    assertExit(toDir, 2);
+    assert.match(toDir.stderr, /--out .* is a directory; give a file name/);
     assert.doesNotMatch(toDir.stderr, /Uncaught|at /);
   });
 });

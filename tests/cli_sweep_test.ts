@@ -6,7 +6,15 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import type { DiffReport } from "../harness/diff.ts";
-import { assertExit, listDir, readResults, seedlab, TINY, withTempDir } from "./cli_helpers.ts";
+import {
+  assertExit,
+  listDir,
+  readResults,
+  seedlab,
+  TINY,
+  withTempDir,
+  writtenPath,
+} from "./cli_helpers.ts";
 
 const LRS = "train.lr=1e-3,3e-3,1e-2";
 
@@ -113,4 +121,58 @@ Deno.test("sweep: a list value with --resume, or a bad list, is a usage error", 
   const bad = await seedlab("exp", "bigram", "--set", "train.lr=1e-3,fast");
   assertExit(bad, 2);
   assert.match(bad.stderr, /train\.lr expects a number, got 'fast'/);
+});
+
+Deno.test("sweep: every run's target is decided before training; a refused run writes nothing", async () => {
+  await withTempDir(async (dir) => {
+    const out = join(dir, "out");
+    const data = join(dir, "corpus.txt");
+    await Deno.writeTextFile(data, "to be or not to be, that is the question. ".repeat(40));
+    const lrs = (values: string) =>
+      seedlab(
+        "exp",
+        "bigram",
+        ...TINY,
+        "--set",
+        `train.lr=${values}`,
+        "--data",
+        data,
+        "--seed",
+        "0",
+        "--out",
+        out,
+      );
+    const first = await lrs("1e-3");
+    assertExit(first, 0);
+    const kept = writtenPath(first.stdout);
+    const keptCkpt = kept.replace(/\.json$/, ".safetensors");
+    const [json, ckpt] = [await Deno.readFile(kept), await Deno.readFile(keptCkpt)];
+
+    // The same path now holds other data: lr=1e-3 would replace an ok run of other data under
+    // its run id, so it is refused up front; lr=3e-3 trains and writes its own pair.
+    await Deno.writeTextFile(
+      data,
+      "all the world's a stage, and all the men and women. ".repeat(40),
+    );
+    const sweep = await lrs("1e-3,3e-3");
+    assertExit(sweep, 1);
+    assert.match(sweep.stderr, /refusing to run seed 0: .* other data .*nothing was trained/);
+    // Only the run that goes ahead is announced and trained.
+    assert.equal([...sweep.stdout.matchAll(/^sweep run /gm)].length, 1);
+    assert.match(sweep.stdout, /sweep run 2\/2: train\.lr=0\.003, seed 0/);
+    assert.deepEqual(await Deno.readFile(kept), json);
+    assert.deepEqual(await Deno.readFile(keptCkpt), ckpt);
+    const results = await readResults(out, "bigram");
+    assert.deepEqual(
+      results.map((r) => r.config.train).map((t) => (t as { lr: number }).lr).sort(),
+      [
+        0.001,
+        0.003,
+      ],
+    );
+    assert.equal(
+      (await listDir(join(out, "bigram"))).filter((f) => f.endsWith(".safetensors")).length,
+      2,
+    );
+  });
 });
