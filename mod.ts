@@ -38,6 +38,19 @@ export { fillNormal, fillUniform } from "./kernels/random_fill.ts";
 export { adamw } from "./kernels/adamw.ts";
 export { crossEntropy } from "./kernels/cross_entropy.ts";
 export { embeddingBackward, embeddingForward } from "./kernels/embedding.ts";
+export {
+  attentionBackward,
+  attentionBackwardReference,
+  attentionDropoutMask,
+  attentionForward,
+  attentionReference,
+} from "./kernels/attention.ts";
+export type {
+  AttentionBackwardArgs,
+  AttentionDropout,
+  AttentionForwardArgs,
+  AttentionOperand,
+} from "./kernels/attention.ts";
 
 // Autograd and modules.
 export { Graph, Var } from "./nn/graph.ts";
@@ -47,6 +60,8 @@ export { crossEntropyLoss, embedding } from "./nn/ops.ts";
 export { add, layerNorm, linear, matmul, relu, softmax } from "./nn/attention_ops.ts";
 export { cumulativeMean, dropout, mul, scale } from "./nn/elementwise_ops.ts";
 export type { DropoutSource } from "./nn/elementwise_ops.ts";
+export { causalSelfAttention } from "./nn/attention.ts";
+export type { CausalSelfAttentionOptions } from "./nn/attention.ts";
 export { Embedding, Head, Linear, TokenAndPosition } from "./nn/modules.ts";
 
 // Experiments.
