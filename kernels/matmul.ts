@@ -7,8 +7,9 @@
  */
 import headerSource from "./matmul.wgsl" with { type: "text" };
 import type { Gpu } from "./device.ts";
-import { requireDisjoint, requireF32 } from "./elementwise.ts";
-import type { Recorder } from "./program.ts";
+import { type Activation, activationExpr, GELU_WGSL } from "./activation.ts";
+import { requireDisjoint, requireF32, requireSameShape } from "./elementwise.ts";
+import { bindingResource, pipelineFor, type Recorder } from "./program.ts";
 import { matmulTexture, textureMatmulObstacle } from "./matmul_texture.ts";
 import { LimitError, ShapeError, type Tensor } from "./tensor.ts";
 
@@ -20,7 +21,31 @@ export interface MatmulOptions {
   transB?: boolean;
   /** out += a·b instead of out = a·b (gradient accumulation). */
   accumulate?: boolean;
+  /** Applied to each output on its way to memory (not with `accumulate`). */
+  epilogue?: MatmulEpilogue;
 }
+
+/**
+ * A Linear layer's tail fused into the matmul's store: out = act(a·b + bias), with the
+ * pre-activation a·b + bias optionally saved (GELU's backward needs it; ReLU's can use out).
+ */
+export interface MatmulEpilogue {
+  /** f32 [N], added to every row. */
+  bias?: Tensor;
+  activation?: Activation;
+  /** Receives a·b + bias (the shape of out) before the activation. */
+  preActivation?: Tensor;
+}
+
+/** What of the epilogue the generated WGSL contains (bias at binding 4, pre at binding 5). */
+export interface EpilogueLayout {
+  bias: boolean;
+  activation: Activation;
+  savePre: boolean;
+}
+
+/** No epilogue: the plain product. */
+export const PLAIN_EPILOGUE: EpilogueLayout = { bias: false, activation: "none", savePre: false };
 
 /** The register tile and workgroup shape a matmul dispatch uses. */
 export interface MatmulTile {
@@ -46,6 +71,7 @@ export interface MatmulLayout extends MatmulTile {
   vecC: boolean;
   /** K % 4 != 0: the last chunk of four k is clamped and masked. */
   raggedK: boolean;
+  epilogue: EpilogueLayout;
 }
 
 /** llvmpipe stops an invocation after this many loop iterations in total, silently. */
@@ -70,6 +96,7 @@ export function matmulCode(layout: MatmulLayout): string {
   L.push(`@group(0) @binding(0) var<storage, read> a: ${arr(vecA)};`);
   L.push(`@group(0) @binding(1) var<storage, read> b: ${arr(vecB)};`);
   L.push(`@group(0) @binding(2) var<storage, read_write> c: ${arr(vecC)};`);
+  L.push(...epilogueDeclarations(layout.epilogue, vecC));
   L.push(`@compute @workgroup_size(${layout.wgx}, ${layout.wgy})`);
   L.push(`fn main(@builtin(global_invocation_id) gid: vec3<u32>) {`);
   L.push(`  let M = p.M;`);
@@ -173,9 +200,25 @@ export function matmulCode(layout: MatmulLayout): string {
   L.push(...loads);
   L.push(...fmaTileLines(tm, groups, (i, kk) => aExpr[i][kk], (kk, g) => bExpr[kk][g]));
   L.push(`  }`);
-  L.push(...storeTileLines(tm, groups, vecC));
+  L.push(...storeTileLines(tm, groups, vecC, layout.epilogue));
   L.push(`}`);
   return L.join("\n");
+}
+
+/** The epilogue's bindings (bias 4, pre-activation 5) and functions, for either kernel. */
+export function epilogueDeclarations(e: EpilogueLayout, vecC: boolean): string[] {
+  const arr = vecC ? "array<vec4<f32>>" : "array<f32>";
+  const lines: string[] = [];
+  if (e.bias) lines.push(`@group(0) @binding(4) var<storage, read> bias: ${arr};`);
+  if (e.savePre) lines.push(`@group(0) @binding(5) var<storage, read_write> pre: ${arr};`);
+  if (e.activation === "gelu") lines.push(GELU_WGSL);
+  return lines;
+}
+
+/** A short tag of the epilogue for kernel names and code caches. */
+export function epilogueKey(e: EpilogueLayout): string {
+  return (e.bias ? "_b" : "") + (e.activation === "none" ? "" : `_${e.activation}`) +
+    (e.savePre ? "_p" : "");
 }
 
 /**
@@ -207,8 +250,24 @@ export function fmaTileLines(
  * what lies past M and N. With `vecC` (N % 4 == 0, n0 % 4 == 0) a group of four is entirely
  * inside or entirely past the edge, so it is stored as one vec4.
  */
-export function storeTileLines(tm: number, groups: number, vecC: boolean): string[] {
+export function storeTileLines(
+  tm: number,
+  groups: number,
+  vecC: boolean,
+  epilogue: EpilogueLayout = PLAIN_EPILOGUE,
+): string[] {
   const lines: string[] = [];
+  // With an epilogue the value stored is act(c + bias), the pre-activation saved on the way.
+  const plain = epilogue === PLAIN_EPILOGUE ||
+    (!epilogue.bias && epilogue.activation === "none" && !epilogue.savePre);
+  const finish = (o: string, v: string, col: string, vec: boolean) => {
+    if (plain) return [`if (ACCUMULATE) { c[${o}] = c[${o}] + ${v}; } else { c[${o}] = ${v}; }`];
+    const out = [`var v = ${v};`];
+    if (epilogue.bias) out.push(`v = v + bias[${col}];`);
+    if (epilogue.savePre) out.push(`pre[${o}] = v;`);
+    out.push(`c[${o}] = ${activationExpr(epilogue.activation, "v", vec)};`);
+    return out;
+  };
   for (let i = 0; i < tm; i++) {
     lines.push(`  if (m0 + ${i}u < M) {`);
     lines.push(`    let row = c_off + (m0 + ${i}u) * N + n0;`);
@@ -216,16 +275,16 @@ export function storeTileLines(tm: number, groups: number, vecC: boolean): strin
       if (vecC) {
         lines.push(`    if (n0 + ${4 * g}u < N) {`);
         lines.push(`      let o = row / 4u + ${g}u;`);
-        lines.push(
-          `      if (ACCUMULATE) { c[o] = c[o] + c${i}_${g}; } else { c[o] = c${i}_${g}; }`,
-        );
+        for (const l of finish("o", `c${i}_${g}`, `n0 / 4u + ${g}u`, true)) {
+          lines.push(`      ${l}`);
+        }
         lines.push(`    }`);
       } else {
         for (let cc = 0; cc < 4; cc++) {
           const j = 4 * g + cc, v = `c${i}_${g}.${XYZW[cc]}`;
           lines.push(`    if (n0 + ${j}u < N) {`);
           lines.push(`      let o = row + ${j}u;`);
-          lines.push(`      if (ACCUMULATE) { c[o] = c[o] + ${v}; } else { c[o] = ${v}; }`);
+          for (const l of finish("o", v, `n0 + ${j}u`, false)) lines.push(`      ${l}`);
           lines.push(`    }`);
         }
       }
@@ -411,6 +470,8 @@ export function matmul(
     );
   }
   const transA = opts.transA ?? false, transB = opts.transB ?? false;
+  const epilogue = checkEpilogue(out, N, opts);
+  const extra = epilogueBindings(opts.epilogue);
   const kernel = opts.kernel ?? (opts.tile ? "buffer" : chooseMatmulKernel(dims, opts));
   if (kernel === "texture") {
     const tile = opts.tile ?? TEXTURE_TILE;
@@ -420,6 +481,8 @@ export function matmul(
         transA,
         transB,
         accumulate: opts.accumulate ?? false,
+        epilogue,
+        epilogueBindings: extra,
       }, tile);
       return;
     }
@@ -438,6 +501,7 @@ export function matmul(
     ...vectorReads(dims, opts, tile),
     vecC: N % 4 === 0,
     raggedK,
+    epilogue,
   };
   const params = storageU32(rec.gpu, [
     M,
@@ -448,20 +512,61 @@ export function matmul(
   ], "matmul.params");
   const flags = [layout.vecA, layout.vecB, layout.vecC, raggedK].map(Number).join("");
   const key = `${transA ? "t" : "n"}${transB ? "t" : "n"}${flags}_${tile.tm}x${tile.tn}_` +
-    `${tile.wgx}x${tile.wgy}`;
-  rec.dispatch(
-    {
-      name: `matmul_${key}`,
-      code: cachedCode(key, layout),
-      constants: { ACCUMULATE: opts.accumulate ? 1 : 0 },
-    },
-    [a, b, out, params],
+    `${tile.wgx}x${tile.wgy}${epilogueKey(epilogue)}`;
+  const name = `matmul_${key}`;
+  const pipeline = pipelineFor(rec.gpu, {
+    name,
+    code: cachedCode(key, layout),
+    constants: { ACCUMULATE: opts.accumulate ? 1 : 0 },
+  });
+  const entries = [a, b, out, params].map((t, binding) => ({
+    binding,
+    resource: bindingResource(t),
+  }));
+  rec.dispatchWith(
+    name,
+    pipeline,
+    [...entries, ...extra],
     [
       Math.ceil(Math.ceil(N / tile.tn) / tile.wgx),
       Math.ceil(Math.ceil(M / tile.tm) / tile.wgy),
       batch,
     ],
   );
+}
+
+/** Validates an epilogue against the output; returns its layout. */
+function checkEpilogue(out: Tensor, N: number, opts: MatmulOptions): EpilogueLayout {
+  const e = opts.epilogue;
+  if (!e) return PLAIN_EPILOGUE;
+  const activation = e.activation ?? "none";
+  const layout = { bias: e.bias !== undefined, activation, savePre: e.preActivation !== undefined };
+  if (!layout.bias && activation === "none" && !layout.savePre) return PLAIN_EPILOGUE;
+  if (opts.accumulate) throw new ShapeError("matmul: an epilogue cannot accumulate into out");
+  if (!["none", "relu", "gelu"].includes(activation)) {
+    throw new ShapeError(`matmul: unknown activation ${JSON.stringify(activation)}`);
+  }
+  if (e.bias) {
+    requireF32("matmul", e.bias);
+    if (e.bias.shape.length !== 1 || e.bias.shape[0] !== N) {
+      throw new ShapeError(`matmul: bias ${e.bias.describe()} must be [${N}]`);
+    }
+    requireDisjoint("matmul", [out], [e.bias]);
+  }
+  if (e.preActivation) {
+    requireF32("matmul", e.preActivation);
+    requireSameShape("matmul", out, e.preActivation);
+    requireDisjoint("matmul", [e.preActivation], [out, ...(e.bias ? [e.bias] : [])]);
+  }
+  return layout;
+}
+
+/** The epilogue's bind-group entries: bias at binding 4, the pre-activation at 5. */
+function epilogueBindings(e: MatmulEpilogue | undefined): GPUBindGroupEntry[] {
+  const entries: GPUBindGroupEntry[] = [];
+  if (e?.bias) entries.push({ binding: 4, resource: bindingResource(e.bias) });
+  if (e?.preActivation) entries.push({ binding: 5, resource: bindingResource(e.preActivation) });
+  return entries;
 }
 
 /**
