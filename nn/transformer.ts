@@ -7,7 +7,7 @@
  */
 import { add, linear, relu } from "./attention_ops.ts";
 import type { Graph, Var } from "./graph.ts";
-import { causalSelfAttentionStandIn as causalSelfAttention } from "./heads_standin.ts";
+import { causalSelfAttention } from "./attention.ts";
 import { Dropout, type InitScheme, LayerNorm, Linear, linearInit } from "./modules.ts";
 import type { Param, ParamGroup, ParamStore } from "./params.ts";
 
