@@ -42,7 +42,7 @@ const TRIALS = 5;
 const TRIAL_SECONDS = 0.3;
 
 /** A tensor of U[-1, 1) values filled on the device. */
-async function randomTensor(gpu: Gpu, shape: number[], name: string): Promise<Tensor> {
+export async function randomTensor(gpu: Gpu, shape: number[], name: string): Promise<Tensor> {
   const t = createTensor(gpu, shape, "f32", name);
   await runOnce(gpu, (rec) => fillUniform(rec, t, [7, 7], shape.length, -1, 1));
   return t;
@@ -63,7 +63,7 @@ async function timeSubmission(gpu: Gpu, plan: Plan | undefined, out: Tensor): Pr
 }
 
 /** Median latency of a readback with nothing queued before it: subtracted from every trial. */
-async function readbackFloorMs(gpu: Gpu): Promise<number> {
+export async function readbackFloorMs(gpu: Gpu): Promise<number> {
   const probe = createTensor(gpu, [4], "f32", "probe");
   const times: number[] = [];
   for (let i = 0; i < 2 * TRIALS; i++) times.push(await timeSubmission(gpu, undefined, probe));
@@ -132,7 +132,7 @@ async function measure(gpu: Gpu, floorMs: number, prepared: Prepared[]): Promise
 }
 
 /** Seconds per repetition of `record` (see the module comment for the method). */
-async function timePerRep(
+export async function timePerRep(
   gpu: Gpu,
   floorMs: number,
   record: (rec: Recorder) => void,

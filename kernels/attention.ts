@@ -166,22 +166,31 @@ function checkDropout(op: string, d: AttentionDropout): void {
 }
 
 /**
- * Upper bound on one invocation's loop iterations (each loop also pays its exit test): a load
- * and a store loop over the head's lanes, and the walk over at most T rows with two loops over
- * the lanes each (plus, with dropout, a 10-round Philox draw every fourth row). The forward and
- * both kinds of backward rows have this shape.
+ * Upper bound on one invocation's loop iterations (each loop also pays its exit test): the
+ * walk over at most T rows, plus with dropout a 10-round Philox draw every fourth row. The
+ * loops over a head's lanes are unrolled (unrollLanes), so headSize does not count.
  */
-export function attentionLoopCount(T: number, headSize: number, width: number): number {
-  const lanes = Math.ceil(headSize / width);
-  return 2 * (lanes + 1) + T * (2 * lanes + 6) + 1;
+export function attentionLoopCount(T: number): number {
+  return T + 1 + 11 * Math.ceil(T / 4);
 }
 
+/** Most lanes (vec4 or f32) of a head the unrolled kernels keep in registers. */
+export const MAX_HEAD_LANES = 64;
+
 function checkLoops(op: string, r: Resolved): void {
-  const n = attentionLoopCount(r.T, r.headSize, r.width);
+  const n = attentionLoopCount(r.T);
   if (n > MAX_LOOP_ITERATIONS) {
     throw new LimitError(
-      `${op}: T = ${r.T} with headSize ${r.headSize} needs ${n} loop iterations per ` +
-        `invocation, above llvmpipe's limit of ${MAX_LOOP_ITERATIONS}`,
+      `${op}: T = ${r.T} needs ${n} loop iterations per invocation, above llvmpipe's limit ` +
+        `of ${MAX_LOOP_ITERATIONS}`,
+    );
+  }
+  const lanes = r.headSize / r.width;
+  if (lanes > MAX_HEAD_LANES) {
+    throw new LimitError(
+      `${op}: headSize ${r.headSize} is ${lanes} ${r.width === 4 ? "vec4 " : ""}lanes, above ` +
+        `the kernel's limit of ${MAX_HEAD_LANES} (${4 * MAX_HEAD_LANES} when headSize and ` +
+        `the strides are multiples of 4)`,
     );
   }
 }
@@ -263,6 +272,27 @@ fn keep_factor(row: u32, j: u32) -> f32 {
 }
 `;
 
+/**
+ * Expands every line of `code` that mentions `@d` once per lane d of a head (`@du` becomes the
+ * u32 literal, `@d` the number), in order. A head's row then lives in named registers
+ * (qr0, qr1, …) rather than a private array: llvmpipe keeps a dynamically indexed private array
+ * in memory and reaches it by a per-lane gather, which made the kernels several times slower.
+ */
+function unrollLanes(code: string, lanes: number): string {
+  return code.split("\n").flatMap((line) =>
+    line.includes("@d")
+      ? Array.from(
+        { length: lanes },
+        (_, d) => line.replaceAll("@du", `${d}u`).replaceAll("@d", `${d}`),
+      )
+      : [line]
+  ).join("\n");
+}
+
+function kernelCode(r: Resolved, kernel: "forward" | "backward", acc?: boolean[]): string {
+  return header(r, kernel, acc) + unrollLanes(wgslSection(source, kernel), r.headSize / r.width);
+}
+
 function constants(r: Resolved): Record<string, number> {
   return r.dropout ? { SCALE: r.scale, KEEP_SCALE: keepScale(r.dropout.p) } : { SCALE: r.scale };
 }
@@ -298,7 +328,7 @@ export function attentionForward(rec: Recorder, a: AttentionForwardArgs): void {
   rec.dispatch(
     {
       name: "attention",
-      code: header(r, "forward") + wgslSection(source, "forward"),
+      code: kernelCode(r, "forward"),
       constants: constants(r),
     },
     bindings,
@@ -330,7 +360,7 @@ export function attentionBackward(rec: Recorder, a: AttentionBackwardArgs): void
   rec.dispatch(
     {
       name: "attention_backward",
-      code: header(r, "backward", [!!acc.q, !!acc.k, !!acc.v]) + wgslSection(source, "backward"),
+      code: kernelCode(r, "backward", [!!acc.q, !!acc.k, !!acc.v]),
       constants: constants(r),
     },
     [...inputs.slice(0, 6), a.dq, a.dk, a.dv, ...(r.dropout ? [a.keep!] : [])],

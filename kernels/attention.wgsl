@@ -52,20 +52,15 @@ fn main(
   let i = min(i0 + li, SEQ - 1u);
   let row = bh * SEQ + i;
   let qa = (b * SEQ + i) * Q_STRIDE + Q_OFF + h * HSW;
-  var qr: array<Lane, HSW>;
-  for (var d = 0u; d < HSW; d = d + 1u) {
-    qr[d] = q[qa + d];
-  }
-  var acc: array<Lane, HSW>;
+  let qr@d = q[qa + @du];
+  var acc@d = Lane(0.0);
   var m = -BIG;
   var l = 0.0;
   let jend = min(SEQ, i0 + 8u);
   for (var j = 0u; j < jend; j = j + 1u) {
     let ka = (b * SEQ + j) * K_STRIDE + K_OFF + h * HSW;
     var s4 = Lane(0.0);
-    for (var d = 0u; d < HSW; d = d + 1u) {
-      s4 = s4 + qr[d] * k[ka + d];
-    }
+    s4 = s4 + qr@d * k[ka + @du];
     let s = select(-BIG, SCALE * hsum(s4), j <= i);
     let mn = max(m, s);
     let c = exp(m - mn);
@@ -75,15 +70,11 @@ fn main(
     // The dropout mask applies to the weights after the softmax, not to its normaliser.
     let w = e * draw_keep(row, j, j <= i, j + 1u == jend, live);
     let va = (b * SEQ + j) * V_STRIDE + V_OFF + h * HSW;
-    for (var d = 0u; d < HSW; d = d + 1u) {
-      acc[d] = acc[d] * c + w * v[va + d];
-    }
+    acc@d = acc@d * c + w * v[va + @du];
   }
   if (live) {
     let oa = (b * SEQ + i) * O_STRIDE + h * HSW;
-    for (var d = 0u; d < HSW; d = d + 1u) {
-      out[oa + d] = acc[d] / l;
-    }
+    out[oa + @du] = acc@d / l;
     lse[row] = m + log(l);
   }
 }
@@ -128,6 +119,28 @@ fn main(
   }
 }
 
+// The gradient to store at i: x, plus what is there when accumulating.
+fn add_dq(i: u32, x: Lane) -> Lane {
+  if (ACC_Q) {
+    return x + dq[i];
+  }
+  return x;
+}
+
+fn add_dk(i: u32, x: Lane) -> Lane {
+  if (ACC_K) {
+    return x + dk[i];
+  }
+  return x;
+}
+
+fn add_dv(i: u32, x: Lane) -> Lane {
+  if (ACC_V) {
+    return x + dv[i];
+  }
+  return x;
+}
+
 fn q_at(b: u32, i: u32, h: u32) -> u32 {
   return (b * SEQ + i) * Q_STRIDE + Q_OFF + h * HSW;
 }
@@ -148,42 +161,28 @@ fn o_at(b: u32, i: u32, h: u32) -> u32 {
 fn query_rows(b: u32, h: u32, bh: u32, i0: u32, i: u32, live: bool) {
   let qa = q_at(b, i, h);
   let oa = o_at(b, i, h);
-  var qr: array<Lane, HSW>;
-  var dor: array<Lane, HSW>;
+  let qr@d = q[qa + @du];
+  let dor@d = dout[oa + @du];
   var d4 = Lane(0.0);
-  for (var d = 0u; d < HSW; d = d + 1u) {
-    qr[d] = q[qa + d];
-    dor[d] = dout[oa + d];
-    d4 = d4 + dor[d] * out[oa + d];
-  }
+  d4 = d4 + dor@d * out[oa + @du];
   let big_d = hsum(d4);
   let row = bh * SEQ + i;
   let lse_i = lse[row];
-  var acc: array<Lane, HSW>;
+  var acc@d = Lane(0.0);
   let jend = min(SEQ, i0 + 8u);
   for (var j = 0u; j < jend; j = j + 1u) {
     let ka = k_at(b, j, h);
     let va = v_at(b, j, h);
     var s4 = Lane(0.0);
     var p4 = Lane(0.0);
-    for (var d = 0u; d < HSW; d = d + 1u) {
-      s4 = s4 + qr[d] * k[ka + d];
-      p4 = p4 + dor[d] * v[va + d];
-    }
+    s4 = s4 + qr@d * k[ka + @du];
+    p4 = p4 + dor@d * v[va + @du];
     let p = select(0.0, exp(SCALE * hsum(s4) - lse_i), j <= i);
     let ds = p * (hsum(p4) * keep_factor(row, j) - big_d);
-    for (var d = 0u; d < HSW; d = d + 1u) {
-      acc[d] = acc[d] + ds * k[ka + d];
-    }
+    acc@d = acc@d + ds * k[ka + @du];
   }
   if (live) {
-    for (var d = 0u; d < HSW; d = d + 1u) {
-      var r = SCALE * acc[d];
-      if (ACC_Q) {
-        r = r + dq[oa + d];
-      }
-      dq[oa + d] = r;
-    }
+    dq[oa + @du] = add_dq(oa + @du, SCALE * acc@d);
   }
 }
 
@@ -191,50 +190,32 @@ fn query_rows(b: u32, h: u32, bh: u32, i0: u32, i: u32, live: bool) {
 fn key_rows(b: u32, h: u32, bh: u32, j0: u32, j: u32, live: bool) {
   let ka = k_at(b, j, h);
   let va = v_at(b, j, h);
-  var kr: array<Lane, HSW>;
-  var vr: array<Lane, HSW>;
-  for (var d = 0u; d < HSW; d = d + 1u) {
-    kr[d] = k[ka + d];
-    vr[d] = v[va + d];
-  }
-  var dka: array<Lane, HSW>;
-  var dva: array<Lane, HSW>;
+  let kr@d = k[ka + @du];
+  let vr@d = v[va + @du];
+  var dka@d = Lane(0.0);
+  var dva@d = Lane(0.0);
   for (var i = j0; i < SEQ; i = i + 1u) {
     let qa = q_at(b, i, h);
     let oa = o_at(b, i, h);
     var s4 = Lane(0.0);
     var p4 = Lane(0.0);
     var d4 = Lane(0.0);
-    for (var d = 0u; d < HSW; d = d + 1u) {
-      // Same operand order and grouping as the forward's score, so P matches it.
-      s4 = s4 + q[qa + d] * kr[d];
-      let g = dout[oa + d];
-      p4 = p4 + g * vr[d];
-      d4 = d4 + g * out[oa + d];
-    }
+    // Same operand order and grouping as the forward's score, so P matches it.
+    s4 = s4 + q[qa + @du] * kr@d;
+    let g@d = dout[oa + @du];
+    p4 = p4 + g@d * vr@d;
+    d4 = d4 + g@d * out[oa + @du];
     let row = bh * SEQ + i;
     let p = select(0.0, exp(SCALE * hsum(s4) - lse[row]), j <= i);
     let keep = keep_factor(row, j);
     let ds = p * (hsum(p4) * keep - hsum(d4));
     let pk = p * keep;
-    for (var d = 0u; d < HSW; d = d + 1u) {
-      dka[d] = dka[d] + ds * q[qa + d];
-      dva[d] = dva[d] + pk * dout[oa + d];
-    }
+    dka@d = dka@d + ds * q[qa + @du];
+    dva@d = dva@d + pk * g@d;
   }
   if (live) {
     let oa = o_at(b, j, h);
-    for (var d = 0u; d < HSW; d = d + 1u) {
-      var rk = SCALE * dka[d];
-      var rv = dva[d];
-      if (ACC_K) {
-        rk = rk + dk[oa + d];
-      }
-      if (ACC_V) {
-        rv = rv + dv[oa + d];
-      }
-      dk[oa + d] = rk;
-      dv[oa + d] = rv;
-    }
+    dk[oa + @du] = add_dk(oa + @du, SCALE * dka@d);
+    dv[oa + @du] = add_dv(oa + @du, dva@d);
   }
 }
