@@ -38,6 +38,14 @@ export { fillNormal, fillUniform } from "./kernels/random_fill.ts";
 export { adamw } from "./kernels/adamw.ts";
 export { crossEntropy } from "./kernels/cross_entropy.ts";
 export { embeddingBackward, embeddingForward } from "./kernels/embedding.ts";
+export { permute as permuteKernel, permuteReference } from "./kernels/permute.ts";
+export {
+  concat as concatKernel,
+  concatReference,
+  split as splitKernel,
+  splitReference,
+} from "./kernels/concat.ts";
+export type { Piece, SplitTarget } from "./kernels/concat.ts";
 
 // Autograd and modules.
 export { Graph, Var } from "./nn/graph.ts";
@@ -47,6 +55,8 @@ export { crossEntropyLoss, embedding } from "./nn/ops.ts";
 export { add, layerNorm, linear, matmul, relu, softmax } from "./nn/attention_ops.ts";
 export { cumulativeMean, dropout, mul, scale } from "./nn/elementwise_ops.ts";
 export type { DropoutSource } from "./nn/elementwise_ops.ts";
+// The graph's reshape is `view` here: `reshape` above is the tensor one.
+export { concat, permute, split, transpose, view } from "./nn/shape_ops.ts";
 export { Embedding, Head, Linear, TokenAndPosition } from "./nn/modules.ts";
 
 // Experiments.
