@@ -63,6 +63,14 @@ export type {
   AttentionForwardArgs,
   AttentionOperand,
 } from "./kernels/attention.ts";
+export { permute as permuteKernel, permuteReference } from "./kernels/permute.ts";
+export {
+  concat as concatKernel,
+  concatReference,
+  split as splitKernel,
+  splitReference,
+} from "./kernels/concat.ts";
+export type { Piece, SplitTarget } from "./kernels/concat.ts";
 
 // Autograd and modules.
 export { Graph, Var } from "./nn/graph.ts";
@@ -87,6 +95,8 @@ export {
 export type { InitScheme } from "./nn/modules.ts";
 export { Block, FeedForward, MultiHeadAttention } from "./nn/transformer.ts";
 export type { BlockOptions } from "./nn/transformer.ts";
+// The graph's reshape is `view` here: `reshape` above is the tensor one.
+export { concat, permute, split, transpose, view } from "./nn/shape_ops.ts";
 
 // Experiments.
 export { languageModelSchema } from "./experiments/types.ts";
