@@ -38,13 +38,22 @@ export { fillNormal, fillUniform } from "./kernels/random_fill.ts";
 export { adamw } from "./kernels/adamw.ts";
 export { crossEntropy } from "./kernels/cross_entropy.ts";
 export { embeddingBackward, embeddingForward } from "./kernels/embedding.ts";
+export type { MatmulEpilogue } from "./kernels/matmul.ts";
+export type { Activation } from "./kernels/activation.ts";
+export { activationBackward } from "./kernels/activation_backward.ts";
+export {
+  addLayerNorm as addLayerNormKernel,
+  addLayerNormBackward,
+} from "./kernels/add_layernorm.ts";
 
 // Autograd and modules.
 export { Graph, Var } from "./nn/graph.ts";
 export { ParamStore } from "./nn/params.ts";
 export type { Init, Param } from "./nn/params.ts";
 export { crossEntropyLoss, embedding } from "./nn/ops.ts";
-export { add, layerNorm, linear, matmul, relu, softmax } from "./nn/attention_ops.ts";
+export { add, layerNorm, matmul, relu, softmax } from "./nn/attention_ops.ts";
+export { addLayerNorm, classifierLoss, linear } from "./nn/layer_ops.ts";
+export type { AddLayerNormResult, LinearOptions } from "./nn/layer_ops.ts";
 export { cumulativeMean, dropout, mul, scale } from "./nn/elementwise_ops.ts";
 export type { DropoutSource } from "./nn/elementwise_ops.ts";
 export { Embedding, Head, Linear, TokenAndPosition } from "./nn/modules.ts";
