@@ -71,6 +71,13 @@ export {
   splitReference,
 } from "./kernels/concat.ts";
 export type { Piece, SplitTarget } from "./kernels/concat.ts";
+export type { MatmulEpilogue } from "./kernels/matmul.ts";
+export type { Activation } from "./kernels/activation.ts";
+export { activationBackward } from "./kernels/activation_backward.ts";
+export {
+  addLayerNorm as addLayerNormKernel,
+  addLayerNormBackward,
+} from "./kernels/add_layernorm.ts";
 
 // Autograd and modules.
 export { Graph, Var } from "./nn/graph.ts";
@@ -78,7 +85,9 @@ export type { GradTarget, RandomContext, RandomSite } from "./nn/graph.ts";
 export { ParamStore } from "./nn/params.ts";
 export type { Init, Param, ParamGroup } from "./nn/params.ts";
 export { crossEntropyLoss, embedding } from "./nn/ops.ts";
-export { add, layerNorm, linear, matmul, relu, softmax } from "./nn/attention_ops.ts";
+export { add, layerNorm, matmul, relu, softmax } from "./nn/attention_ops.ts";
+export { addLayerNorm, classifierLoss, linear } from "./nn/layer_ops.ts";
+export type { AddLayerNormResult, LinearOptions } from "./nn/layer_ops.ts";
 export { cumulativeMean, dropout, mul, scale } from "./nn/elementwise_ops.ts";
 export type { DropoutSource } from "./nn/elementwise_ops.ts";
 export { causalSelfAttention } from "./nn/attention.ts";

@@ -10,17 +10,13 @@
 import headerSource from "./matmul_texture.wgsl" with { type: "text" };
 import packSource from "./matmul_pack.wgsl" with { type: "text" };
 import type { Gpu } from "./device.ts";
+import { fmaTileLines, type MatmulDims, type MatmulTile, storageU32, XYZW } from "./matmul.ts";
 import {
   epilogueDeclarations,
   epilogueKey,
   type EpilogueLayout,
-  fmaTileLines,
-  type MatmulDims,
-  type MatmulTile,
-  storageU32,
   storeTileLines,
-  XYZW,
-} from "./matmul.ts";
+} from "./matmul_epilogue.ts";
 import { bindingResource, pipelineFor, type Recorder } from "./program.ts";
 import type { Tensor } from "./tensor.ts";
 
