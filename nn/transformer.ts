@@ -5,8 +5,9 @@
  * (ParamStore.registerGroup), so all heads' keys are one [nEmbd, nEmbd] matrix and a head
  * costs no dispatch of its own.
  */
-import { add, linear, relu } from "./attention_ops.ts";
+import { add } from "./attention_ops.ts";
 import type { Graph, Var } from "./graph.ts";
+import { linear } from "./layer_ops.ts";
 import { causalSelfAttention } from "./attention.ts";
 import { Dropout, type InitScheme, LayerNorm, Linear, linearInit } from "./modules.ts";
 import type { Param, ParamGroup, ParamStore } from "./params.ts";
@@ -106,7 +107,8 @@ export class FeedForward {
 
   /** x [..., nEmbd] → [..., nEmbd]. */
   call(g: Graph, x: Var): Var {
-    const h = relu(g, this.fc.call(g, x));
+    // The ReLU runs in net.0's matmul epilogue.
+    const h = this.fc.call(g, x, { activation: "relu" });
     return this.#dropout.call(g, this.proj ? this.proj.call(g, h) : h);
   }
 }
@@ -145,12 +147,38 @@ export class Block {
 
   /** x [B, T, nEmbd] → [B, T, nEmbd]. */
   call(g: Graph, x: Var): Var {
-    const sublayer = (x: Var, f: (x: Var) => Var, ln?: LayerNorm) => {
-      const y = f(ln ? ln.call(g, x) : x);
-      return this.opts.residual ? add(g, x, y) : y;
-    };
-    x = sublayer(x, (x) => this.sa.call(g, x), this.ln1);
-    if (this.ffwd) x = sublayer(x, (x) => this.ffwd!.call(g, x), this.ln2);
-    return x;
+    return this.step(g, { x }).x;
   }
+
+  /**
+   * The block on the residual stream, with each residual add fused into the layer norm that
+   * reads its sum (nn/layer_ops.ts addLayerNorm): ln2 here, and `next` (the next block's ln1,
+   * or ln_f) after the feed-forward, whose output comes back as `normed`. Numerically the
+   * same sums as `add` then `LayerNorm.call`.
+   */
+  step(g: Graph, stream: ResidualStream, next?: LayerNorm): ResidualStream {
+    const x = stream.x;
+    const h = stream.normed ?? (this.ln1 ? this.ln1.call(g, x) : x);
+    const a = this.sa.call(g, h);
+    if (!this.ffwd) return this.#join(g, x, a, next);
+    const mid = this.#join(g, x, a, this.ln2);
+    return this.#join(g, mid.x, this.ffwd.call(g, mid.normed ?? mid.x), next);
+  }
+
+  /** x + y (or y alone without residuals), normed by `ln` when given. */
+  #join(g: Graph, x: Var, y: Var, ln?: LayerNorm): ResidualStream {
+    if (!this.opts.residual) return { x: y, normed: ln?.call(g, y) };
+    if (!ln) return { x: add(g, x, y) };
+    const { sum, out } = ln.addCall(g, x, y);
+    return { x: sum, normed: out };
+  }
+}
+
+/**
+ * The residual stream between blocks: x, and ln(x) when the norm that reads it next has
+ * already been applied (fused with the add that produced x).
+ */
+export interface ResidualStream {
+  x: Var;
+  normed?: Var;
 }

@@ -11,8 +11,13 @@ import { matmulReference } from "../kernels/matmul.ts";
 import { softmaxReference } from "../kernels/softmax.ts";
 import { runOnce } from "../kernels/program.ts";
 import { Block, type BlockOptions } from "../nn/transformer.ts";
+import type { Graph } from "../nn/graph.ts";
 import { ParamStore } from "../nn/params.ts";
-import { assertChecked, gradCheck, type GradCheckSpec, hostTensors } from "./support.ts";
+import { assertChecked, gradCheck, type GradCheckSpec, hostTensors, randomIds } from "./support.ts";
+import { createCounters } from "../kernels/counters.ts";
+import { crossEntropyReference } from "../kernels/cross_entropy.ts";
+import { embeddingForwardReference } from "../kernels/embedding.ts";
+import { createTensor } from "../kernels/tensor.ts";
 import { trainEveryStep } from "./training_support.ts";
 
 const { host, nextSeed } = hostTensors(9100);
@@ -117,10 +122,13 @@ function linearRef(x: Float64Array, w: Float64Array, inF: number, b?: Float64Arr
 /** gpt.py's Block in float64 from its parameters (independent of the device modules). */
 function blockRef(
   x: Float64Array,
-  v: Record<string, Float64Array>,
+  all: Record<string, Float64Array>,
   [B, T, C]: number[],
   o: BlockOptions,
+  prefix = "blk",
 ) {
+  // Parameters by their names below the block's prefix.
+  const v = new Proxy(all, { get: (t, k) => t[String(k).replace(/^blk\./, `${prefix}.`)] });
   const hs = C / o.nHead;
   const ln = (x: Float64Array, n: string) =>
     o.layerNorm ? layerNormReference(x, v[`blk.${n}.weight`], v[`blk.${n}.bias`], C).out : x;
@@ -192,6 +200,56 @@ Deno.test("Block: forward matches float64 and gradients match finite differences
     };
   });
   void nextSeed;
+  assertChecked(await gradCheck(gpu, specs));
+});
+
+Deno.test("gpt: logits and the fused loss match float64, gradients match finite differences", async () => {
+  const gpu = await getGpu();
+  const [B, T, C, V, nLayer] = [2, 3, 4, 5, 2];
+  const config = tinyConfig({ nEmbd: C, nHead: 2, nLayer, ffnMult: 2 });
+  config.train.blockSize = T;
+  // One store per spec: the specs run in one plan, and each needs its own grad arena.
+  const build = () => {
+    const store = new ParamStore(gpu);
+    const model = createGpt(store, config, V);
+    return { store, model, names: store.finalize().map((p) => [p.name, p.shape] as const) };
+  };
+  const [a, b] = [build(), build()];
+  const params = new Map<string, Float32Array>();
+  for (const [name, shape] of a.names) {
+    const t = host([...shape], 0.5);
+    params.set(name, /ln.*\.weight$/.test(name) ? t.data.map((x) => 1 + x) : t.data);
+  }
+  const idx = randomIds(B * T, V, nextSeed()), targets = randomIds(B * T, V, nextSeed());
+  const ids = (g: Graph, data: Uint32Array) =>
+    g.constant(createTensor(gpu, [B, T], "u32", "ids", data));
+  const opts: BlockOptions = { ...config.model, dropout: 0 };
+  const logitsRef = (v: Record<string, Float64Array>) => {
+    const tok = embeddingForwardReference(v["token_embedding_table.weight"], idx, V, C);
+    const pos = v["position_embedding_table.weight"];
+    let x: Float64Array = tok.map((a, i) => a + pos[i % (T * C)]);
+    for (let b = 0; b < nLayer; b++) x = blockRef(x, v, [B, T, C], opts, `blocks.${b}`);
+    x = layerNormReference(x, v["ln_f.weight"], v["ln_f.bias"], C).out;
+    return linearRef(x, v["lm_head.weight"], C, v["lm_head.bias"]);
+  };
+  const specs: GradCheckSpec[] = [{
+    name: "gpt forward (logits)",
+    store: a.store,
+    params,
+    forward: (g) => a.model.forward(g, ids(g, idx)),
+    reference: logitsRef,
+  }, {
+    name: "gpt forwardLoss (fused classifier)",
+    store: b.store,
+    params,
+    forward: (g) => {
+      const losses = createTensor(gpu, [1], "f32", "losses");
+      const sink = { losses, counters: createCounters(gpu, [1]), counterIndex: 0 };
+      b.model.forwardLoss!(g, ids(g, idx), ids(g, targets), sink);
+      return { loss: losses };
+    },
+    reference: (v) => [crossEntropyReference(logitsRef(v), targets, B * T, V).loss],
+  }];
   assertChecked(await gradCheck(gpu, specs));
 });
 
