@@ -10,7 +10,8 @@ import type { Graph, Var } from "./graph.ts";
 import { linear } from "./layer_ops.ts";
 import { causalSelfAttention } from "./attention.ts";
 import { Dropout, type InitScheme, LayerNorm, Linear, linearInit } from "./modules.ts";
-import type { Param, ParamGroup, ParamStore } from "./params.ts";
+import type { ParamGroup, ParamStore } from "./params.ts";
+import { split } from "./shape_ops.ts";
 
 /** Shape and options of a transformer block (gpt.py's globals, plus the lecture's ladder). */
 export interface BlockOptions {
@@ -33,17 +34,19 @@ export interface BlockOptions {
  * (torch.cat(heads, -1)); dropout on the attention weights and after proj, as in gpt.py.
  */
 export class MultiHeadAttention {
-  readonly key: ParamGroup;
-  readonly query: ParamGroup;
-  readonly value: ParamGroup;
+  /**
+   * Every head's key, query and value weights, in that order (all keys, then all queries,
+   * then all values), stored back to back: one [3·nEmbd, nEmbd] matrix for one matmul.
+   */
+  readonly qkv: ParamGroup;
   readonly proj?: Linear;
   readonly #dropout: Dropout;
   readonly headSize: number;
 
   constructor(
     store: ParamStore,
-    name: string,
-    nEmbd: number,
+    readonly name: string,
+    readonly nEmbd: number,
     readonly nHead: number,
     opts: { proj: boolean; dropout: number; init: InitScheme },
   ) {
@@ -52,26 +55,18 @@ export class MultiHeadAttention {
     }
     this.headSize = nEmbd / nHead;
     const { weight } = linearInit(nEmbd, opts.init);
-    const group = (kind: string) =>
-      store.registerGroup(
-        `${name}.heads.${kind}`,
-        Array.from({ length: nHead }, (_, h) => `${name}.heads.${h}.${kind}.weight`),
-        [this.headSize, nEmbd],
-        weight,
-      );
-    this.key = group("key");
-    this.query = group("query");
-    this.value = group("value");
+    const names = ["key", "query", "value"].flatMap((kind) =>
+      Array.from({ length: nHead }, (_, h) => `${name}.heads.${h}.${kind}.weight`)
+    );
+    this.qkv = store.registerGroup(`${name}.heads.qkv`, names, [this.headSize, nEmbd], weight);
     if (opts.proj) this.proj = new Linear(store, `${name}.proj`, nEmbd, nEmbd, true, opts.init);
     this.#dropout = new Dropout(opts.dropout);
   }
 
   /** x [B, T, nEmbd] → [B, T, nEmbd]. */
   call(g: Graph, x: Var): Var {
-    const project = (w: () => Param) => linear(g, x, g.param(w()));
-    const k = project(this.key.whole);
-    const q = project(this.query.whole);
-    const v = project(this.value.whole);
+    // One matmul for every head's k, q and v, then one dispatch splits the columns.
+    const [k, q, v] = split(g, linear(g, x, g.param(this.qkv.whole())), this.nEmbd, -1);
     const p = this.#dropout.p;
     const out = causalSelfAttention(g, q, k, v, {
       nHead: this.nHead,
