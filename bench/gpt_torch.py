@@ -2,8 +2,13 @@
 side-by-side loss comparisons with `deno task exp gpt --config FILE`.
 
 usage: python3 bench/gpt_torch.py CONFIG.json TEXT_FILE [SEED...]
+       python3 bench/gpt_torch.py CONFIG.json TEXT_FILE --checkpoint RUN.safetensors
 
-Prints one JSON line per seed: {"seed", "train", "val", "steps_per_sec"}. The model follows
+Prints one JSON line per seed: {"seed", "train", "val", "steps_per_sec"}. With --checkpoint it
+trains nothing: it loads a seedlab gpt checkpoint's parameters into the PyTorch model with
+load_state_dict(strict=True) (the names and shapes must be gpt.py's; only the heads' constant
+`tril` buffers come from the model) and prints the loss
+estimates over eval.iters batches of each split. The model follows
 gpt.py (Head, MultiHeadAttention, FeedFoward, Block, GPTLanguageModel) with the ladder switches
 of experiments/gpt.ts: model.ffnMult (0 = no feed-forward), model.residual (residual connections
 plus the projections gpt.py adds with them), model.layerNorm (ln1, ln2, ln_f) and model.init
@@ -19,10 +24,26 @@ import torch.nn as nn
 from torch.nn import functional as F
 
 
+def read_checkpoint(path):
+    """The `param.*` tensors of a seedlab checkpoint (safetensors) as a state dict."""
+    raw = open(path, "rb").read()
+    n = int.from_bytes(raw[:8], "little")
+    header = json.loads(raw[8:8 + n])
+    state = {}
+    for name, info in header.items():
+        if not name.startswith("param."):
+            continue
+        start, end = info["data_offsets"]
+        data = bytearray(raw[8 + n + start:8 + n + end])
+        state[name[len("param."):]] = torch.frombuffer(data, dtype=torch.float32).reshape(info["shape"])
+    return state
+
+
 def main():
     cfg = json.load(open(sys.argv[1]))
     text = open(sys.argv[2], encoding="utf-8").read()
-    seeds = [int(s) for s in sys.argv[3:]] or [1337]
+    checkpoint = sys.argv[4] if sys.argv[3:4] == ["--checkpoint"] else None
+    seeds = [] if checkpoint else ([int(s) for s in sys.argv[3:]] or [1337])
     tr, ev, m = cfg.get("train", {}), cfg.get("eval", {}), cfg.get("model", {})
     batch_size, block_size = tr.get("batchSize", 16), tr.get("blockSize", 32)
     max_iters, lr, wd = tr.get("steps", 2000), tr.get("lr", 1e-3), tr.get("weightDecay", 0.01)
@@ -128,6 +149,25 @@ def main():
             x = self.token_embedding_table(idx) + self.position_embedding_table(torch.arange(T))
             logits = self.lm_head(self.ln_f(self.blocks(x)))
             return F.cross_entropy(logits.view(B * T, -1), targets.view(B * T))
+
+    def estimate(model, seed):
+        torch.manual_seed(seed)
+        model.eval()
+        out = {}
+        with torch.no_grad():
+            for split in ["train", "val"]:
+                out[split] = sum(model(*get_batch(split)).item() for _ in range(eval_iters)) / eval_iters
+        return out
+
+    if checkpoint:
+        model = GPTLanguageModel()
+        # gpt.py's state dict also holds each head's constant `tril` mask buffer, which a
+        # seedlab checkpoint does not store: take those from the model, everything else must
+        # match by name and shape.
+        state = read_checkpoint(checkpoint)
+        state.update({k: v for k, v in model.state_dict().items() if k.endswith(".tril")})
+        model.load_state_dict(state, strict=True)
+        print(json.dumps({"checkpoint": checkpoint, **estimate(model, 0)}))
 
     for seed in seeds:
         torch.manual_seed(seed)

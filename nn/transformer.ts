@@ -2,8 +2,8 @@
  * The lecture's transformer modules (gpt.py): MultiHeadAttention, FeedForward and Block, with
  * gpt.py's parameter names so a checkpoint maps onto the PyTorch state dict. Heads keep their
  * per-head names (`heads.H.key.weight` [headSize, nEmbd]) but are stored back to back
- * (ParamStore.registerGroup), so all heads' keys are one [nEmbd, nEmbd] matrix and a head
- * costs no dispatch of its own.
+ * (ParamStore.registerGroup), so every head's key, query and value weights are one
+ * [3·nEmbd, nEmbd] matrix and a head costs no dispatch of its own.
  */
 import { add } from "./attention_ops.ts";
 import type { Graph, Var } from "./graph.ts";
