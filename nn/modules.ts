@@ -37,7 +37,8 @@ export function linearInit(inF: number, scheme: InitScheme): { weight: Init; bia
 
 /** nn.Embedding: a [num, dim] table, N(0, 1) (PyTorch) or N(0, 0.02) (gpt init). */
 export class Embedding {
-  readonly #weight: () => Param;
+  /** The table (after the store is finalised), for kernels that read it directly. */
+  readonly weight: () => Param;
   constructor(
     store: ParamStore,
     name: string,
@@ -46,11 +47,11 @@ export class Embedding {
     init: InitScheme = "pytorch",
   ) {
     const std = init === "gpt" ? 0.02 : 1;
-    this.#weight = store.register(`${name}.weight`, [num, dim], { kind: "normal", mean: 0, std });
+    this.weight = store.register(`${name}.weight`, [num, dim], { kind: "normal", mean: 0, std });
   }
   /** Rows for token ids [B,T] → [B,T,dim]. */
   call(g: Graph, idx: Var): Var {
-    return embedding(g, g.param(this.#weight()), idx);
+    return embedding(g, g.param(this.weight()), idx);
   }
 }
 
