@@ -60,7 +60,7 @@ export { crossEntropyLoss, embedding } from "./nn/ops.ts";
 export { add, layerNorm, linear, matmul, relu, softmax } from "./nn/attention_ops.ts";
 export { cumulativeMean, dropout, mul, scale } from "./nn/elementwise_ops.ts";
 export type { DropoutSource } from "./nn/elementwise_ops.ts";
-export { causalSelfAttention } from "./nn/attention.ts";
+export { causalSelfAttention, causalSelfAttentionQkv } from "./nn/attention.ts";
 export type { CausalSelfAttentionOptions } from "./nn/attention.ts";
 export { Embedding, Head, Linear, TokenAndPosition } from "./nn/modules.ts";
 
