@@ -90,7 +90,7 @@ export { addLayerNorm, classifierLoss, linear } from "./nn/layer_ops.ts";
 export type { AddLayerNormResult, LinearOptions } from "./nn/layer_ops.ts";
 export { cumulativeMean, dropout, mul, scale } from "./nn/elementwise_ops.ts";
 export type { DropoutSource } from "./nn/elementwise_ops.ts";
-export { causalSelfAttention } from "./nn/attention.ts";
+export { causalSelfAttention, causalSelfAttentionQkv } from "./nn/attention.ts";
 export type { CausalSelfAttentionOptions } from "./nn/attention.ts";
 export {
   Dropout,

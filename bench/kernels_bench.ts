@@ -132,7 +132,7 @@ async function measure(gpu: Gpu, floorMs: number, prepared: Prepared[]): Promise
 }
 
 /** Seconds per repetition of `record` (see the module comment for the method). */
-export async function timePerRep(
+async function timePerRep(
   gpu: Gpu,
   floorMs: number,
   record: (rec: Recorder) => void,

@@ -56,16 +56,21 @@ export interface AttentionForwardArgs {
   dropout?: AttentionDropout;
   /** u32 [B, nHead, T, ⌈T/32⌉]: keep bit of weight (i, j) at bit j%32; needed when p > 0. */
   keep?: Tensor;
+  /** Rows of one (batch, head) per invocation, 1 … 8 (tests, benchmarks; default by size). */
+  rows?: number;
 }
 
 /** What `attentionBackward` reads and writes (the forward's tensors and options, and grads). */
 export interface AttentionBackwardArgs extends AttentionForwardArgs {
   /** Gradient of `out`, [B, T, C]. */
   dOut: Tensor;
-  /** Gradients of q, k, v, each [B, T, C] in its own buffer. */
-  dq: Tensor;
-  dk: Tensor;
-  dv: Tensor;
+  /**
+   * Gradients of q, k, v: [B, T, C] each, or disjoint column ranges of one wider tensor (the
+   * gradient of a fused qkv projection).
+   */
+  dq: AttentionOperand;
+  dk: AttentionOperand;
+  dv: AttentionOperand;
   /** Add to the gradients instead of overwriting them, per operand. */
   accumulate?: { q?: boolean; k?: boolean; v?: boolean };
 }
@@ -79,6 +84,8 @@ interface Resolved {
   scale: number;
   /** 4 when every length and offset allows vec4 lanes, else 1. */
   width: number;
+  /** Rows of one (batch, head) per invocation. */
+  rows: number;
   operands: { tensor: Tensor; column: number; stride: number }[];
   dropout?: AttentionDropout;
 }
@@ -104,7 +111,11 @@ function operand(op: string, name: string, x: AttentionOperand, B: number, T: nu
   return { tensor, column, stride: W };
 }
 
-function resolveAttention(op: string, a: AttentionForwardArgs): Resolved {
+function resolveAttention(
+  op: string,
+  a: AttentionForwardArgs,
+  grads?: readonly AttentionOperand[],
+): Resolved {
   requireF32(op, a.out, a.lse);
   if (a.out.shape.length !== 3) {
     throw new ShapeError(`${op}: out ${a.out.describe()} must be [B, T, nHead·headSize]`);
@@ -121,13 +132,14 @@ function resolveAttention(op: string, a: AttentionForwardArgs): Resolved {
   if (a.lse.size !== B * nHead * T) {
     throw new ShapeError(`${op}: lse ${a.lse.describe()} must hold [${B}, ${nHead}, ${T}]`);
   }
+  if (a.rows !== undefined && !(Number.isInteger(a.rows) && a.rows >= 1 && a.rows <= 8)) {
+    throw new RangeError(`${op}: rows ${a.rows} is not an integer in 1 … 8`);
+  }
   const scale = a.scale ?? 1 / Math.sqrt(headSize);
   if (!Number.isFinite(scale)) throw new RangeError(`${op}: scale ${scale} is not finite`);
-  const operands = [
-    operand(op, "q", a.q, B, T, C),
-    operand(op, "k", a.k, B, T, C),
-    operand(op, "v", a.v, B, T, C),
-  ];
+  const operands = [a.q, a.k, a.v, ...(grads ?? [])].map((x, i) =>
+    operand(op, ["q", "k", "v", "dq", "dk", "dv"][i], x, B, T, C)
+  );
   const fours = [headSize, C, ...operands.flatMap((o) => [o.column, o.stride])];
   const width = fours.every((n) => n % 4 === 0) ? 4 : 1;
   const dropout = a.dropout && a.dropout.p !== 0 ? a.dropout : undefined;
@@ -147,8 +159,17 @@ function resolveAttention(op: string, a: AttentionForwardArgs): Resolved {
       );
     }
   }
-  const r: Resolved = { B, T, nHead, headSize, scale, width, operands, dropout };
-  return r;
+  return {
+    B,
+    T,
+    nHead,
+    headSize,
+    scale,
+    width,
+    rows: a.rows ?? rowsPerInvocation(T, headSize / width, grads !== undefined),
+    operands,
+    dropout,
+  };
 }
 
 function checkDropout(op: string, d: AttentionDropout): void {
@@ -167,18 +188,31 @@ function checkDropout(op: string, d: AttentionDropout): void {
 
 /**
  * Upper bound on one invocation's loop iterations (each loop also pays its exit test): the
- * walk over at most T rows, plus with dropout a 10-round Philox draw every fourth row. The
- * loops over a head's lanes are unrolled (unrollLanes), so headSize does not count.
+ * walk over at most T rows, plus with dropout a 10-round Philox draw every fourth row for each
+ * of an invocation's rows. The loops over rows and lanes are unrolled (unroll), so headSize
+ * does not count.
  */
-export function attentionLoopCount(T: number): number {
-  return T + 1 + 11 * Math.ceil(T / 4);
+export function attentionLoopCount(T: number, rows: number, dropout: boolean): number {
+  return T + 1 + (dropout ? 11 * rows * Math.ceil(T / 4) : 0);
+}
+
+/**
+ * Rows per invocation: each row loaded from the other side serves this many, so more rows are
+ * fewer gathers (CPU µs per call on llvmpipe, B 16, T 32, 4 heads of 16, rows 1 / 2 / 4 / 8:
+ * forward 900 / 533 / 400 / 300, backward 2367 / 1667 / 1167 / 967), but the unrolled code
+ * grows as rows × lanes and LLVM's compile time faster than that (backward, 6 heads of 64: 9 s
+ * at 1 row, 27 s at 2, 96 s at 4 on a loaded machine). The budgets keep a new shape's compile
+ * to seconds: rows × lanes ≤ 32 forward, ≤ 16 backward (whose key rows hold four register rows).
+ */
+function rowsPerInvocation(T: number, lanes: number, backward: boolean): number {
+  return Math.max(1, Math.min(8, T, Math.floor((backward ? 16 : 32) / lanes)));
 }
 
 /** Most lanes (vec4 or f32) of a head the unrolled kernels keep in registers. */
 export const MAX_HEAD_LANES = 64;
 
 function checkLoops(op: string, r: Resolved): void {
-  const n = attentionLoopCount(r.T);
+  const n = attentionLoopCount(r.T, r.rows, r.dropout !== undefined);
   if (n > MAX_LOOP_ITERATIONS) {
     throw new LimitError(
       `${op}: T = ${r.T} needs ${n} loop iterations per invocation, above llvmpipe's limit ` +
@@ -206,8 +240,9 @@ function header(r: Resolved, kernel: "forward" | "backward", acc = [false, false
     `const SEQ: u32 = ${r.T}u;`,
     `const NH: u32 = ${r.nHead}u;`,
     `const HSW: u32 = ${r.headSize / W}u;`,
+    `const ROWS: u32 = ${r.rows}u;`,
     `const O_STRIDE: u32 = ${(r.nHead * r.headSize) / W}u;`,
-    ...["Q", "K", "V"].flatMap((n, i) => [
+    ...["Q", "K", "V", "DQ", "DK", "DV"].slice(0, r.operands.length).flatMap((n, i) => [
       `const ${n}_STRIDE: u32 = ${r.operands[i].stride / W}u;`,
       `const ${n}_OFF: u32 = ${r.operands[i].column / W}u;`,
     ]),
@@ -221,7 +256,7 @@ function header(r: Resolved, kernel: "forward" | "backward", acc = [false, false
   if (!r.dropout) {
     lines.push(
       kernel === "forward"
-        ? "fn draw_keep(row: u32, j: u32, valid: bool, last: bool, live: bool) -> f32 { return 1.0; }"
+        ? "fn draw_keep(slot: u32, row: u32, j: u32, valid: bool, last: bool, live: bool) -> f32 {\n  return 1.0;\n}"
         : "fn keep_factor(row: u32, j: u32) -> f32 { return 1.0; }",
     );
     return lines.join("\n") + "\n";
@@ -242,24 +277,25 @@ struct DropParams {
 @group(0) @binding(5) var<storage, read_write> keep_bits: array<u32>;
 @group(0) @binding(6) var<storage, read> counters: array<u32>;
 @group(0) @binding(7) var<uniform> drop: DropParams;
-var<private> drop_words: vec4<u32>;
-var<private> drop_bits: u32;
+// Per row of the invocation (slot): the current Philox draw and the keep bits not yet stored.
+var<private> drop_words: array<vec4<u32>, ROWS>;
+var<private> drop_bits: array<u32, ROWS>;
 
 // Weight (row, j) is kept iff word j%4 of Philox((row·GROUPS + j/4, call, step, 0)) ≥ p; the
 // walk over j is in order, so one draw serves four weights. Bits go out a word at a time.
-fn draw_keep(row: u32, j: u32, valid: bool, last: bool, live: bool) -> f32 {
+fn draw_keep(slot: u32, row: u32, j: u32, valid: bool, last: bool, live: bool) -> f32 {
   if ((j & 3u) == 0u) {
     let ctr = vec4<u32>(row * GROUPS + j / 4u, drop.call, counters[drop.counter_index], 0u);
-    drop_words = philox4x32_10(ctr, drop.key);
+    drop_words[slot] = philox4x32_10(ctr, drop.key);
   }
-  let keep = valid && philox_unit(drop_words[j & 3u]) >= drop.p;
-  drop_bits = drop_bits | select(0u, 1u << (j & 31u), keep);
+  let keep = valid && philox_unit(drop_words[slot][j & 3u]) >= drop.p;
+  drop_bits[slot] = drop_bits[slot] | select(0u, 1u << (j & 31u), keep);
   let full = (j & 31u) == 31u;
   if ((full || last) && live) {
-    keep_bits[row * KEEP_WORDS + j / 32u] = drop_bits;
+    keep_bits[row * KEEP_WORDS + j / 32u] = drop_bits[slot];
   }
   if (full) {
-    drop_bits = 0u;
+    drop_bits[slot] = 0u;
   }
   return select(0.0, KEEP_SCALE, keep);
 }
@@ -273,24 +309,26 @@ fn keep_factor(row: u32, j: u32) -> f32 {
 `;
 
 /**
- * Expands every line of `code` that mentions `@d` once per lane d of a head (`@du` becomes the
- * u32 literal, `@d` the number), in order. A head's row then lives in named registers
- * (qr0, qr1, …) rather than a private array: llvmpipe keeps a dynamically indexed private array
- * in memory and reaches it by a per-lane gather, which made the kernels several times slower.
+ * Expands every line that names `@<name>` once per value 0 … n − 1 of it, in order (`@<name>u`
+ * becomes the u32 literal, `@<name>` the number). A head's rows then live in named registers
+ * (q0_0, q0_1, …) rather than a private array, which llvmpipe keeps in memory and reaches by a
+ * per-lane gather when a loop indexes it: several times slower, measured.
  */
-function unrollLanes(code: string, lanes: number): string {
+function unroll(code: string, name: string, n: number): string {
+  const tag = `@${name}`;
   return code.split("\n").flatMap((line) =>
-    line.includes("@d")
+    line.includes(tag)
       ? Array.from(
-        { length: lanes },
-        (_, d) => line.replaceAll("@du", `${d}u`).replaceAll("@d", `${d}`),
+        { length: n },
+        (_, i) => line.replaceAll(`${tag}u`, `${i}u`).replaceAll(tag, `${i}`),
       )
       : [line]
   ).join("\n");
 }
 
 function kernelCode(r: Resolved, kernel: "forward" | "backward", acc?: boolean[]): string {
-  return header(r, kernel, acc) + unrollLanes(wgslSection(source, kernel), r.headSize / r.width);
+  const body = unroll(unroll(wgslSection(source, kernel), "r", r.rows), "d", r.headSize / r.width);
+  return header(r, kernel, acc) + body;
 }
 
 function constants(r: Resolved): Record<string, number> {
@@ -298,8 +336,8 @@ function constants(r: Resolved): Record<string, number> {
 }
 
 function workgroups(r: Resolved, parts: number): [number, number] {
-  // grid1d with a workgroup size of 1 counts workgroups: one per 8-row tile and part.
-  return grid1d(parts * r.B * r.nHead * Math.ceil(r.T / 8), 1);
+  // grid1d with a workgroup size of 1 counts workgroups: 8 (batch, head) pairs × a tile of rows.
+  return grid1d(parts * Math.ceil((r.B * r.nHead) / 8) * Math.ceil(r.T / r.rows), 1);
 }
 
 /**
@@ -342,20 +380,17 @@ export function attentionForward(rec: Recorder, a: AttentionForwardArgs): void {
  */
 export function attentionBackward(rec: Recorder, a: AttentionBackwardArgs): void {
   const op = "attentionBackward";
-  const r = resolveAttention(op, a);
+  const r = resolveAttention(op, a, [a.dq, a.dk, a.dv]);
   checkLoops(op, r);
-  requireF32(op, a.dOut, a.dq, a.dk, a.dv);
-  const C = r.nHead * r.headSize;
-  for (const [name, t] of [["dOut", a.dOut], ["dq", a.dq], ["dk", a.dk], ["dv", a.dv]] as const) {
-    if (t.shape.length !== 3 || t.shape[0] !== r.B || t.shape[1] !== r.T || t.shape[2] !== C) {
-      throw new ShapeError(`${op}: ${name} ${t.describe()} must be [${r.B}, ${r.T}, ${C}]`);
-    }
+  requireF32(op, a.dOut);
+  if (a.dOut.shape.some((n, i) => n !== a.out.shape[i]) || a.dOut.shape.length !== 3) {
+    throw new ShapeError(`${op}: dOut ${a.dOut.describe()} must match out ${a.out.describe()}`);
   }
-  const grads = [a.dq, a.dk, a.dv];
-  const inputs = [...r.operands.map((o) => o.tensor), a.out, a.lse, a.dOut];
+  const grads = r.operands.slice(3);
+  const inputs = [...r.operands.slice(0, 3).map((o) => o.tensor), a.out, a.lse, a.dOut];
   if (r.dropout) inputs.push(a.keep!);
-  requireDisjoint(op, grads, inputs);
-  for (let i = 0; i < 3; i++) requireDisjoint(op, [grads[i]], grads.slice(i + 1));
+  requireDisjoint(op, grads.map((g) => g.tensor), inputs);
+  checkGradsDisjoint(op, grads, r.nHead * r.headSize);
   const acc = a.accumulate ?? {};
   rec.dispatch(
     {
@@ -363,7 +398,32 @@ export function attentionBackward(rec: Recorder, a: AttentionBackwardArgs): void
       code: kernelCode(r, "backward", [!!acc.q, !!acc.k, !!acc.v]),
       constants: constants(r),
     },
-    [...inputs.slice(0, 6), a.dq, a.dk, a.dv, ...(r.dropout ? [a.keep!] : [])],
+    [...inputs.slice(0, 6), ...grads.map((g) => g.tensor), ...(r.dropout ? [a.keep!] : [])],
     workgroups(r, 2),
   );
+}
+
+/**
+ * Two gradients may share a buffer only as disjoint column ranges of one tensor: the dispatch
+ * binds it once per gradient, and ranges that overlapped would race.
+ */
+function checkGradsDisjoint(
+  op: string,
+  grads: readonly { tensor: Tensor; column: number }[],
+  C: number,
+): void {
+  for (let i = 0; i < 3; i++) {
+    for (let j = i + 1; j < 3; j++) {
+      const [a, b] = [grads[i], grads[j]];
+      if (a.tensor.buffer !== b.tensor.buffer) continue;
+      const sameView = a.tensor.byteOffset === b.tensor.byteOffset &&
+        a.tensor.size === b.tensor.size;
+      if (!sameView || Math.abs(a.column - b.column) < C) {
+        throw new ShapeError(
+          `${op}: gradients ${a.tensor.describe()} (columns from ${a.column}) and ` +
+            `${b.tensor.describe()} (from ${b.column}) overlap`,
+        );
+      }
+    }
+  }
 }

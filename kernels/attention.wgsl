@@ -3,26 +3,49 @@
 // possibly column ranges of a wider tensor (a fused qkv): element (b, t, h, d) of q sits at
 // lane (b·T + t)·Q_STRIDE + Q_OFF + h·HSW + d.
 //
-// Layout of the work: a workgroup is one SIMD row of 8 invocations owning 8 consecutive rows
-// of one (batch, head). The loop over the other axis is uniform across the workgroup (its
-// bounds come from the workgroup id), so on llvmpipe the rows it walks are read with one
-// broadcast load instead of a per-lane gather, and no workgroup memory or barrier is needed.
-// Lanes past the end of the sequence compute row T − 1 again and store nothing.
+// Layout of the work: llvmpipe runs a workgroup of 8 as one 8-lane SIMD row and every storage
+// load as a per-lane gather (a vec4 costs about what a scalar does), so loads, not arithmetic,
+// set the speed. An invocation therefore owns one (batch, head) — the 8 lanes 8 different pairs,
+// so no gather fetches what a neighbour lane fetches — and ROWS consecutive rows of it, held in
+// registers: every row it loads from the other side (k_j and v_j in the forward) serves ROWS
+// rows. Lines naming @r / @d are written once and expanded by kernels/attention.ts for every
+// row r < ROWS and every lane d < HSW of a head (unrolled registers: a private array indexed in
+// a loop would itself be a gather). Invocations past the last pair or rows past T compute a
+// clamped row again and store nothing.
 //
 // Determinism: every sum runs over its terms in a fixed order (d ascending within a lane vector,
 // then the vector's lanes pairwise; j or i ascending), and nothing is shared between
 // invocations, so results are bit-identical run to run.
 //
-// kernels/attention.ts prepends the shape constants (BATCH, SEQ, NH, HSW, the strides and
-// offsets in lanes, SCALE, KEEP_WORDS, ACC_Q/K/V), the lane type (Lane = vec4<f32> when every
-// length and offset is a multiple of four, else f32, with hsum folding it), and either the
-// dropout hooks (draw_keep / keep_factor reading Philox and the keep bits) or identity ones.
+// kernels/attention.ts prepends the shape constants (BATCH, SEQ, NH, HSW, ROWS, the strides and
+// offsets in lanes, KEEP_WORDS, GROUPS, ACC_Q/K/V; SCALE as an override), the lane type (Lane =
+// vec4<f32> when every length and offset is a multiple of four, else f32, with hsum folding
+// it), and either the dropout hooks (draw_keep / keep_factor: Philox and the keep bits) or
+// identity ones.
 
 // Stands in for -inf, as in kernels/softmax.wgsl: exp(-BIG - m) is exactly 0.
 const BIG: f32 = 3.0e38;
-const TILES: u32 = (SEQ + 7u) / 8u;
-// (batch, head, 8-row tile) units.
-const UNITS: u32 = BATCH * NH * TILES;
+const BH: u32 = BATCH * NH;
+const TILES: u32 = (SEQ + ROWS - 1u) / ROWS;
+// Workgroups per pass: 8 (batch, head) pairs (one per invocation) × one tile of ROWS rows.
+const UNITS: u32 = (BH + 7u) / 8u * TILES;
+
+fn q_at(b: u32, i: u32, h: u32) -> u32 {
+  return (b * SEQ + i) * Q_STRIDE + Q_OFF + h * HSW;
+}
+
+fn k_at(b: u32, j: u32, h: u32) -> u32 {
+  return (b * SEQ + j) * K_STRIDE + K_OFF + h * HSW;
+}
+
+fn v_at(b: u32, j: u32, h: u32) -> u32 {
+  return (b * SEQ + j) * V_STRIDE + V_OFF + h * HSW;
+}
+
+// out and its gradient are contiguous [B, T, NH·HSW].
+fn o_at(b: u32, i: u32, h: u32) -> u32 {
+  return (b * SEQ + i) * O_STRIDE + h * HSW;
+}
 
 //@kernel forward
 @group(0) @binding(0) var<storage, read> q: array<Lane>;
@@ -32,8 +55,9 @@ const UNITS: u32 = BATCH * NH * TILES;
 // log Σ_j exp(s_ij) per (b, h, i): what the backward needs to rebuild the softmax weights.
 @group(0) @binding(4) var<storage, read_write> lse: array<f32>;
 
-// One invocation per query row i: an online softmax over keys j = 0 … i (running max m, sum l,
-// and the weighted sum of values rescaled whenever m grows), so the scores are never stored.
+// An invocation owns query rows first … first + ROWS − 1 of one (b, h): for each key j it loads
+// k_j and v_j once for all its rows and runs an online softmax per row (running max m, sum l, and
+// the weighted sum of values rescaled whenever m grows), so the scores are never stored.
 @compute @workgroup_size(8)
 fn main(
   @builtin(workgroup_id) wid: vec3<u32>,
@@ -44,38 +68,40 @@ fn main(
   if (unit >= UNITS) {
     return;
   }
-  let bh = unit / TILES;
+  let live = (unit / TILES) * 8u + li < BH;
+  let bh = min((unit / TILES) * 8u + li, BH - 1u);
   let b = bh / NH;
   let h = bh % NH;
-  let i0 = 8u * (unit % TILES);
-  let live = i0 + li < SEQ;
-  let i = min(i0 + li, SEQ - 1u);
-  let row = bh * SEQ + i;
-  let qa = (b * SEQ + i) * Q_STRIDE + Q_OFF + h * HSW;
-  let qr@d = q[qa + @du];
-  var acc@d = Lane(0.0);
-  var m = -BIG;
-  var l = 0.0;
-  let jend = min(SEQ, i0 + 8u);
+  let first = (unit % TILES) * ROWS;
+  let i@r = min(first + @ru, SEQ - 1u);
+  let row@r = bh * SEQ + i@r;
+  let qa@r = q_at(b, i@r, h);
+  let q@r_@d = q[qa@r + @du];
+  var acc@r_@d = Lane(0.0);
+  var m@r = -BIG;
+  var l@r = 0.0;
+  let jend = min(SEQ, first + ROWS);
   for (var j = 0u; j < jend; j = j + 1u) {
-    let ka = (b * SEQ + j) * K_STRIDE + K_OFF + h * HSW;
-    var s4 = Lane(0.0);
-    s4 = s4 + qr@d * k[ka + @du];
-    let s = select(-BIG, SCALE * hsum(s4), j <= i);
-    let mn = max(m, s);
-    let c = exp(m - mn);
-    let e = exp(s - mn);
-    l = l * c + e;
-    m = mn;
+    let ka = k_at(b, j, h);
+    let va = v_at(b, j, h);
+    let k@d = k[ka + @du];
+    let v@d = v[va + @du];
+    var s@r = Lane(0.0);
+    s@r = s@r + q@r_@d * k@d;
+    let sc@r = select(-BIG, SCALE * hsum(s@r), j <= i@r);
+    let mn@r = max(m@r, sc@r);
+    let c@r = exp(m@r - mn@r);
+    let e@r = exp(sc@r - mn@r);
+    l@r = l@r * c@r + e@r;
+    m@r = mn@r;
     // The dropout mask applies to the weights after the softmax, not to its normaliser.
-    let w = e * draw_keep(row, j, j <= i, j + 1u == jend, live);
-    let va = (b * SEQ + j) * V_STRIDE + V_OFF + h * HSW;
-    acc@d = acc@d * c + w * v[va + @du];
+    let w@r = e@r * draw_keep(@ru, row@r, j, j <= i@r, j + 1u == jend, live && first + @ru < SEQ);
+    acc@r_@d = acc@r_@d * c@r + w@r * v@d;
   }
   if (live) {
-    let oa = (b * SEQ + i) * O_STRIDE + h * HSW;
-    out[oa + @du] = acc@d / l;
-    lse[row] = m + log(l);
+    let oa@r = o_at(b, i@r, h);
+    if (first + @ru < SEQ) { out[oa@r + @du] = acc@r_@d / l@r; }
+    if (first + @ru < SEQ) { lse[row@r] = m@r + log(l@r); }
   }
 }
 
@@ -106,17 +132,27 @@ fn main(
     return;
   }
   let u = unit % UNITS;
-  let bh = u / TILES;
-  let b = bh / NH;
-  let h = bh % NH;
-  let t0 = 8u * (u % TILES);
-  let live = t0 + li < SEQ;
-  let t = min(t0 + li, SEQ - 1u);
+  let live = (u / TILES) * 8u + li < BH;
+  let bh = min((u / TILES) * 8u + li, BH - 1u);
+  let first = (u % TILES) * ROWS;
   if (unit < UNITS) {
-    query_rows(b, h, bh, t0, t, live);
+    query_rows(bh / NH, bh % NH, bh, first, live);
   } else {
-    key_rows(b, h, bh, t0, t, live);
+    key_rows(bh / NH, bh % NH, bh, first, live);
   }
+}
+
+// dq, dk, dv may be column ranges of one wider tensor, like q, k, v.
+fn dq_at(b: u32, i: u32, h: u32) -> u32 {
+  return (b * SEQ + i) * DQ_STRIDE + DQ_OFF + h * HSW;
+}
+
+fn dk_at(b: u32, j: u32, h: u32) -> u32 {
+  return (b * SEQ + j) * DK_STRIDE + DK_OFF + h * HSW;
+}
+
+fn dv_at(b: u32, j: u32, h: u32) -> u32 {
+  return (b * SEQ + j) * DV_STRIDE + DV_OFF + h * HSW;
 }
 
 // The gradient to store at i: x, plus what is there when accumulating.
@@ -141,81 +177,74 @@ fn add_dv(i: u32, x: Lane) -> Lane {
   return x;
 }
 
-fn q_at(b: u32, i: u32, h: u32) -> u32 {
-  return (b * SEQ + i) * Q_STRIDE + Q_OFF + h * HSW;
-}
-
-fn k_at(b: u32, j: u32, h: u32) -> u32 {
-  return (b * SEQ + j) * K_STRIDE + K_OFF + h * HSW;
-}
-
-fn v_at(b: u32, j: u32, h: u32) -> u32 {
-  return (b * SEQ + j) * V_STRIDE + V_OFF + h * HSW;
-}
-
-fn o_at(b: u32, i: u32, h: u32) -> u32 {
-  return (b * SEQ + i) * O_STRIDE + h * HSW;
-}
-
-// Lane i: dq_i over keys j = 0 … i.
-fn query_rows(b: u32, h: u32, bh: u32, i0: u32, i: u32, live: bool) {
-  let qa = q_at(b, i, h);
-  let oa = o_at(b, i, h);
-  let qr@d = q[qa + @du];
-  let dor@d = dout[oa + @du];
-  var d4 = Lane(0.0);
-  d4 = d4 + dor@d * out[oa + @du];
-  let big_d = hsum(d4);
-  let row = bh * SEQ + i;
-  let lse_i = lse[row];
-  var acc@d = Lane(0.0);
-  let jend = min(SEQ, i0 + 8u);
+// dq of query rows first … first + ROWS − 1 over keys j = 0 … i.
+fn query_rows(b: u32, h: u32, bh: u32, first: u32, live: bool) {
+  let i@r = min(first + @ru, SEQ - 1u);
+  let row@r = bh * SEQ + i@r;
+  let qa@r = q_at(b, i@r, h);
+  let oa@r = o_at(b, i@r, h);
+  let q@r_@d = q[qa@r + @du];
+  let g@r_@d = dout[oa@r + @du];
+  var dd4_@r = Lane(0.0);
+  dd4_@r = dd4_@r + g@r_@d * out[oa@r + @du];
+  let dd@r = hsum(dd4_@r);
+  let lse@r = lse[row@r];
+  var acc@r_@d = Lane(0.0);
+  let jend = min(SEQ, first + ROWS);
   for (var j = 0u; j < jend; j = j + 1u) {
     let ka = k_at(b, j, h);
     let va = v_at(b, j, h);
-    var s4 = Lane(0.0);
-    var p4 = Lane(0.0);
-    s4 = s4 + qr@d * k[ka + @du];
-    p4 = p4 + dor@d * v[va + @du];
-    let p = select(0.0, exp(SCALE * hsum(s4) - lse_i), j <= i);
-    let ds = p * (hsum(p4) * keep_factor(row, j) - big_d);
-    acc@d = acc@d + ds * k[ka + @du];
+    let k@d = k[ka + @du];
+    let v@d = v[va + @du];
+    var s@r = Lane(0.0);
+    var p4_@r = Lane(0.0);
+    s@r = s@r + q@r_@d * k@d;
+    p4_@r = p4_@r + g@r_@d * v@d;
+    let p@r = select(0.0, exp(SCALE * hsum(s@r) - lse@r), j <= i@r);
+    let ds@r = p@r * (hsum(p4_@r) * keep_factor(row@r, j) - dd@r);
+    acc@r_@d = acc@r_@d + ds@r * k@d;
   }
   if (live) {
-    dq[oa + @du] = add_dq(oa + @du, SCALE * acc@d);
+    let ga@r = dq_at(b, i@r, h);
+    if (first + @ru < SEQ) { dq[ga@r + @du] = add_dq(ga@r + @du, SCALE * acc@r_@d); }
   }
 }
 
-// Lane j: dk_j and dv_j over queries i = j … T − 1 (the loop starts at the tile's first row).
-fn key_rows(b: u32, h: u32, bh: u32, j0: u32, j: u32, live: bool) {
-  let ka = k_at(b, j, h);
-  let va = v_at(b, j, h);
-  let kr@d = k[ka + @du];
-  let vr@d = v[va + @du];
-  var dka@d = Lane(0.0);
-  var dva@d = Lane(0.0);
-  for (var i = j0; i < SEQ; i = i + 1u) {
+// dk and dv of key rows first … first + ROWS − 1 over queries i = j … T − 1 (from `first`).
+fn key_rows(b: u32, h: u32, bh: u32, first: u32, live: bool) {
+  let j@r = min(first + @ru, SEQ - 1u);
+  let ka@r = k_at(b, j@r, h);
+  let va@r = v_at(b, j@r, h);
+  let k@r_@d = k[ka@r + @du];
+  let v@r_@d = v[va@r + @du];
+  var gk@r_@d = Lane(0.0);
+  var gv@r_@d = Lane(0.0);
+  for (var i = first; i < SEQ; i = i + 1u) {
     let qa = q_at(b, i, h);
     let oa = o_at(b, i, h);
-    var s4 = Lane(0.0);
-    var p4 = Lane(0.0);
-    var d4 = Lane(0.0);
-    // Same operand order and grouping as the forward's score, so P matches it.
-    s4 = s4 + q[qa + @du] * kr@d;
+    let q@d = q[qa + @du];
     let g@d = dout[oa + @du];
-    p4 = p4 + g@d * vr@d;
-    d4 = d4 + g@d * out[oa + @du];
+    var dd4 = Lane(0.0);
+    dd4 = dd4 + g@d * out[oa + @du];
+    let dd = hsum(dd4);
     let row = bh * SEQ + i;
-    let p = select(0.0, exp(SCALE * hsum(s4) - lse[row]), j <= i);
-    let keep = keep_factor(row, j);
-    let ds = p * (hsum(p4) * keep - hsum(d4));
-    let pk = p * keep;
-    dka@d = dka@d + ds * q[qa + @du];
-    dva@d = dva@d + pk * g@d;
+    let lse_i = lse[row];
+    var s@r = Lane(0.0);
+    var p4_@r = Lane(0.0);
+    // Same operand order and grouping as the forward's score, so P matches it.
+    s@r = s@r + q@d * k@r_@d;
+    p4_@r = p4_@r + g@d * v@r_@d;
+    let p@r = select(0.0, exp(SCALE * hsum(s@r) - lse_i), j@r <= i);
+    let keep@r = keep_factor(row, j@r);
+    let ds@r = p@r * (hsum(p4_@r) * keep@r - dd);
+    let pk@r = p@r * keep@r;
+    gk@r_@d = gk@r_@d + ds@r * q@d;
+    gv@r_@d = gv@r_@d + pk@r * g@d;
   }
   if (live) {
-    let oa = o_at(b, j, h);
-    dk[oa + @du] = add_dk(oa + @du, SCALE * dka@d);
-    dv[oa + @du] = add_dv(oa + @du, dva@d);
+    let gka@r = dk_at(b, j@r, h);
+    let gva@r = dv_at(b, j@r, h);
+    if (first + @ru < SEQ) { dk[gka@r + @du] = add_dk(gka@r + @du, SCALE * gk@r_@d); }
+    if (first + @ru < SEQ) { dv[gva@r + @du] = add_dv(gva@r + @du, gv@r_@d); }
   }
 }

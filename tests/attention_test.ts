@@ -33,11 +33,13 @@ import { finiteDifferences, randomF32, relError } from "./support.ts";
 const TOL = 2e-5;
 
 interface Case extends AttentionShape {
-  /** q, k, v as the three column blocks of one [B, T, 3C] tensor. */
+  /** q, k, v (and dq, dk, dv) as the three column blocks of one [B, T, 3C] tensor each. */
   fused?: boolean;
   /** Gradients start from random values and are added to. */
   accumulate?: boolean;
   dropout?: { p: number; counter: number; callIndex: number };
+  /** Rows per invocation (default: the dispatcher's choice by head size). */
+  rows?: number;
 }
 
 /** One recorded forward + backward on the device, with its host inputs. */
@@ -51,7 +53,9 @@ interface Run {
     dOut: Float32Array;
     init: Float32Array;
   };
-  t: Record<"out" | "lse" | "dq" | "dk" | "dv", Tensor>;
+  t: Record<"out" | "lse", Tensor>;
+  /** The gradients: three tensors, or one [B, T, 3C] in the fused layout. */
+  grads: Tensor[];
   keep: Tensor;
   counters: Tensor;
 }
@@ -70,28 +74,28 @@ async function record(gpu: Gpu, c: Case): Promise<Run> {
   };
   const shape = [B, T, C];
   const rec = new Recorder(gpu);
-  let q, k, v;
-  if (c.fused) {
-    const qkv = new Float32Array(3 * n);
+  const init = c.accumulate ? host.init : undefined;
+  // Three [B, T, C] tensors, or one [B, T, 3C] seen as three column blocks.
+  const operands = (name: string, parts: (ArrayLike<number> | undefined)[]) => {
+    if (!c.fused) {
+      const ts = parts.map((d, i) => createTensor(gpu, shape, "f32", `${name}${i}`, d));
+      return { views: ts, tensors: ts };
+    }
+    const joined = new Float32Array(3 * n);
     for (let r = 0; r < B * T; r++) {
-      for (const [i, src] of [host.q, host.k, host.v].entries()) {
-        qkv.set(src.subarray(r * C, (r + 1) * C), r * 3 * C + i * C);
+      for (const [i, src] of parts.entries()) {
+        if (src) joined.set(Array.from({ length: C }, (_, j) => src[r * C + j]), (3 * r + i) * C);
       }
     }
-    const tensor = createTensor(gpu, [B, T, 3 * C], "f32", "qkv", qkv);
-    [q, k, v] = [0, C, 2 * C].map((column) => ({ tensor, column }));
-  } else {
-    [q, k, v] = [host.q, host.k, host.v].map((d, i) =>
-      createTensor(gpu, shape, "f32", `qkv${i}`, d)
-    );
-  }
-  const init = c.accumulate ? host.init : undefined;
+    const tensor = createTensor(gpu, [B, T, 3 * C], "f32", name, joined);
+    return { views: [0, C, 2 * C].map((column) => ({ tensor, column })), tensors: [tensor] };
+  };
+  const [q, k, v] = operands("qkv", [host.q, host.k, host.v]).views;
+  const grads = operands("dqkv", [init, init, init]);
+  const [dq, dk, dv] = grads.views;
   const t = {
     out: createTensor(gpu, shape, "f32", "out"),
     lse: createTensor(gpu, [B, nHead, T], "f32", "lse"),
-    dq: createTensor(gpu, shape, "f32", "dq", init),
-    dk: createTensor(gpu, shape, "f32", "dk", init),
-    dv: createTensor(gpu, shape, "f32", "dv", init),
   };
   const dOut = createTensor(gpu, shape, "f32", "dOut", host.dOut);
   const keep = createTensor(gpu, [B, nHead, T, keepWords(T)], "u32", "keep");
@@ -103,16 +107,38 @@ async function record(gpu: Gpu, c: Case): Promise<Run> {
     counterIndex: 0,
     callIndex: c.dropout.callIndex,
   };
-  const args = { q, k, v, ...t, nHead, scale: c.scale, dropout, keep, dOut };
+  const args = {
+    q,
+    k,
+    v,
+    ...t,
+    dq,
+    dk,
+    dv,
+    nHead,
+    scale: c.scale,
+    dropout,
+    keep,
+    dOut,
+    rows: c.rows,
+  };
   attentionForward(rec, args);
   const all = c.accumulate ?? false;
   attentionBackward(rec, { ...args, accumulate: { q: all, k: all, v: all } });
-  return { c, plan: await rec.finish(), host, t, keep, counters };
+  return { c, plan: await rec.finish(), host, t, grads: grads.tensors, keep, counters };
 }
 
 async function read(run: Run) {
   const r: Record<string, Float32Array> = {};
   for (const [name, t] of Object.entries(run.t)) r[name] = await readF32(t);
+  const grads = await Promise.all(run.grads.map(readF32));
+  const C = run.c.nHead * run.c.headSize;
+  ["dq", "dk", "dv"].forEach((name, i) => {
+    // Column block i of every row of the fused gradient.
+    r[name] = grads.length === 3
+      ? grads[i]
+      : grads[0].filter((_, e) => Math.floor((e % (3 * C)) / C) === i);
+  });
   return r;
 }
 
@@ -152,6 +178,9 @@ const shapes: Case[] = [
   { B: 3, T: 32, nHead: 4, headSize: 16 },
   { B: 2, T: 9, nHead: 2, headSize: 4, fused: true, accumulate: true },
   { B: 1, T: 6, nHead: 3, headSize: 2, fused: true },
+  // Tiles of 3 rows over T = 7 (the last one partial), and one row per invocation.
+  { B: 2, T: 7, nHead: 5, headSize: 4, rows: 3 },
+  { B: 1, T: 5, nHead: 2, headSize: 8, rows: 1 },
 ];
 
 Deno.test("attention forward and backward match the float64 references", async () => {
@@ -267,7 +296,7 @@ Deno.test("attention refuses bad shapes and shapes past llvmpipe's loop limit", 
     nHead,
   });
   throws(
-    () => attentionForward(rec, args(20000, 1, 1)),
+    () => attentionForward(rec, args(70000, 1, 1)),
     (e) => e instanceof LimitError && /loop iterations/.test(e.message),
   );
   throws(
@@ -275,6 +304,7 @@ Deno.test("attention refuses bad shapes and shapes past llvmpipe's loop limit", 
     (e) => e instanceof LimitError && /headSize 260/.test(e.message),
   );
   throws(() => attentionForward(rec, args(4, 6, 4)), ShapeError);
+  throws(() => attentionForward(rec, { ...args(4, 8, 2), rows: 9 }), RangeError);
   throws(() => attentionForward(rec, { ...args(4, 8, 2), q: t([1, 4, 6]) }), ShapeError);
   throws(
     () => attentionForward(rec, { ...args(4, 8, 2), k: { tensor: t([1, 4, 12]), column: 8 } }),
@@ -287,6 +317,20 @@ Deno.test("attention refuses bad shapes and shapes past llvmpipe's loop limit", 
     () => attentionForward(rec, { ...args(4, 8, 2), dropout: { ...dropout, p: 2 } }),
     RangeError,
   );
-  equal(rec.dispatches.length, 0);
+  // Gradients sharing a buffer must be disjoint column blocks of one tensor.
+  const dqkv = t([1, 4, 24]);
+  const backward = {
+    ...args(4, 8, 2),
+    dOut: t([1, 4, 8]),
+    dq: { tensor: dqkv, column: 0 },
+    dk: { tensor: dqkv, column: 4 },
+    dv: { tensor: dqkv, column: 16 },
+  };
+  throws(
+    () => attentionBackward(rec, backward),
+    (e) => e instanceof ShapeError && /overlap/.test(e.message),
+  );
+  attentionBackward(rec, { ...backward, dk: { tensor: dqkv, column: 8 } });
+  equal(rec.dispatches.length, 1);
   await rec.finish();
 });

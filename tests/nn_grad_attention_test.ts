@@ -12,7 +12,7 @@ import { streamKey } from "../kernels/philox.ts";
 import { Recorder } from "../kernels/program.ts";
 import { createTensor, ShapeError } from "../kernels/tensor.ts";
 import { add } from "../nn/attention_ops.ts";
-import { causalSelfAttention } from "../nn/attention.ts";
+import { causalSelfAttention, causalSelfAttentionQkv } from "../nn/attention.ts";
 import { Graph, Var } from "../nn/graph.ts";
 import {
   assertChecked,
@@ -74,6 +74,36 @@ Deno.test("nn.causalSelfAttention: forward and gradients of q, k, v against fini
   );
   const kept = mask.filter((m) => m !== 0).length;
   ok(kept > 0 && kept < (2 * 3 * 6 * 7) / 2, `kept ${kept}`);
+});
+
+/** q, k, v of a fused [B, T, 3C] array. */
+function split(qkv: Float64Array, C: number): Float64Array[] {
+  return [0, 1, 2].map((i) => qkv.filter((_, e) => Math.floor((e % (3 * C)) / C) === i));
+}
+
+/** causalSelfAttentionQkv, used once or twice (the second use adds to qkv's gradient). */
+function qkvSpec([B, T, nHead, headSize]: number[], twice: boolean): GradCheckSpec {
+  const C = nHead * headSize, shape = { B, T, nHead, headSize };
+  return {
+    name: `causalSelfAttentionQkv [${B}, ${T}, 3·${nHead}×${headSize}]${twice ? " twice" : ""}`,
+    inputs: { qkv: host([B, T, 3 * C], 1.5) },
+    forward: (g, { qkv }) => {
+      const y = causalSelfAttentionQkv(g, qkv, { nHead });
+      return twice ? add(g, y, causalSelfAttentionQkv(g, qkv, { nHead, scale: 0.9 })) : y;
+    },
+    reference: ({ qkv }) => {
+      const [q, k, v] = split(qkv, C);
+      const y = attentionReference(q, k, v, shape).out;
+      if (!twice) return y;
+      const z = attentionReference(q, k, v, { ...shape, scale: 0.9 }).out;
+      return y.map((o, i) => o + z[i]);
+    },
+  };
+}
+
+Deno.test("nn.causalSelfAttentionQkv: q, k, v read from and gradients written to one fused tensor", async () => {
+  const gpu = await getGpu();
+  assertChecked(await gradCheck(gpu, [qkvSpec([2, 5, 2, 4], false), qkvSpec([1, 6, 3, 1], true)]));
 });
 
 Deno.test("nn.causalSelfAttention refuses operands of different shapes", async () => {
