@@ -14,6 +14,7 @@
  * so figures move by ±10% between runs; the median keeps one slow trial out.
  */
 import { getGpu, type Gpu } from "../kernels/device.ts";
+import { embeddingBackward } from "../kernels/embedding.ts";
 import { layerNorm } from "../kernels/layernorm.ts";
 import {
   chooseMatmulKernel,
@@ -275,6 +276,32 @@ export async function benchKernels(): Promise<BenchResult[]> {
     unit: "krows/s",
     detail: detail(ln.reps),
   });
+  // Embedding backward at the bigram's and the small GPT's token-embedding shapes: index build
+  // and gather, with the ids fixed (a step samples new ones on the device; the cost is the same).
+  for (const [B, T, V, C] of [[32, 8, 65, 65], [16, 32, 65, 64]]) {
+    const ids = createTensor(
+      gpu,
+      [B, T],
+      "u32",
+      "ids",
+      Uint32Array.from({ length: B * T }, (_, i) => (i * 7919) % V),
+    );
+    const dOut = await randomTensor(gpu, [B, T, C], "dOut");
+    const dTable = createTensor(gpu, [V, C], "f32", "dTable");
+    const eb = await timePerRep(
+      gpu,
+      floorMs,
+      (rec) => embeddingBackward(rec, ids, dOut, dTable, false),
+      dTable,
+    );
+    results.push({
+      name: `embeddingBackward B=${B} T=${T} V=${V} C=${C}`,
+      value: eb.seconds * 1e6,
+      unit: "µs/call",
+      detail: detail(eb.reps, ", 2 dispatches per call (index build, gather)"),
+      trialsMs: trialsMs(eb),
+    });
+  }
   results.push({
     name: "readback latency subtracted from each trial",
     value: floorMs,
