@@ -174,7 +174,7 @@ Deno.test("activationBackward: d(pre) and the bias gradient for every activation
   const gpu = await getGpu();
   let seed = 800;
   for (const activation of ["none", "relu", "gelu"] as Activation[]) {
-    for (const [rows, N] of [[70, 12], [33, 7]]) {
+    for (const [rows, N] of [[70, 12], [33, 7], [20, 40], [9, 37]]) {
       const hpre = randomF32(rows * N, seed++, 3);
       const hdOut = randomF32(rows * N, seed++);
       // ReLU's backward reads the output; GELU's the pre-activation.
