@@ -10,7 +10,10 @@
  * layers have); a trial submits it SUBMITS times and reads back four bytes, which cannot
  * complete before the last dispatch. The figure is the median of TRIALS trials, less the median
  * latency of an empty readback, per repetition. Variants of one layer take turns trial by trial.
+ * Also the process's CPU time per repetition (llvmpipe's threads run in this process): on a
+ * machine shared with other jobs it moves far less than wall time.
  */
+import process from "node:process";
 import { type Activation } from "../kernels/activation.ts";
 import { createCounters } from "../kernels/counters.ts";
 import { crossEntropy } from "../kernels/cross_entropy.ts";
@@ -61,21 +64,34 @@ async function prepare(gpu: Gpu, name: string, layer: Layer): Promise<Variant> {
   return { name, plan, dispatches, probe };
 }
 
-async function trialMs(gpu: Gpu, v: Variant | undefined, probe: Tensor): Promise<number> {
-  const start = performance.now();
+/** Wall and CPU milliseconds of one trial. */
+async function trialMs(
+  gpu: Gpu,
+  v: Variant | undefined,
+  probe: Tensor,
+): Promise<{ wall: number; cpu: number }> {
+  const cpu0 = process.cpuUsage(), start = performance.now();
   for (let i = 0; v && i < SUBMITS; i++) v.plan.submit();
   await readBytes(gpu, probe.buffer, probe.byteOffset, 4);
-  return performance.now() - start;
+  const cpu = process.cpuUsage(cpu0);
+  return { wall: performance.now() - start, cpu: (cpu.user + cpu.system) / 1000 };
 }
 
-/** µs per call of each variant, measured in alternation. */
-async function measure(gpu: Gpu, variants: Variant[], floorMs: number): Promise<number[]> {
-  const trials = variants.map((): number[] => []);
+/** Wall and CPU µs per call of each variant, measured in alternation. */
+async function measure(
+  gpu: Gpu,
+  variants: Variant[],
+  floor: { wall: number; cpu: number },
+): Promise<{ wall: number; cpu: number }[]> {
+  const trials = variants.map((): { wall: number; cpu: number }[] => []);
   for (let t = 0; t < TRIALS; t++) {
-    variants.forEach((_, i) => trials[i].push(0));
-    for (const [i, v] of variants.entries()) trials[i][t] = await trialMs(gpu, v, v.probe);
+    for (const [i, v] of variants.entries()) trials[i].push(await trialMs(gpu, v, v.probe));
   }
-  return trials.map((t) => ((median(t) - floorMs) * 1000) / (REPS * SUBMITS));
+  const per = (ms: number) => (ms * 1000) / (REPS * SUBMITS);
+  return trials.map((t) => ({
+    wall: per(median(t.map((x) => x.wall)) - floor.wall),
+    cpu: per(median(t.map((x) => x.cpu)) - floor.cpu),
+  }));
 }
 
 /** A graph input or parameter: a device tensor whose gradient is wanted. */
@@ -89,7 +105,6 @@ async function main(): Promise<void> {
   const wv = await random(gpu, [V, C], "wv"), bv = await random(gpu, [V], "bv");
   const gamma = await random(gpu, [C], "gamma"), beta = await random(gpu, [C], "beta");
   const delta = await random(gpu, [M, C], "delta");
-  const dyH = await random(gpu, [M, H], "dyH"), dyC = await random(gpu, [M, C], "dyC");
   const targets = createTensor(gpu, [M], "u32", "targets", new Uint32Array(M).map((_, i) => i % V));
   const sink = () => ({
     losses: createTensor(gpu, [1], "f32", "losses"),
@@ -98,11 +113,13 @@ async function main(): Promise<void> {
   });
   const t = (shape: number[], name: string) => createTensor(gpu, shape, "f32", name);
 
-  // Upstream gradients arrive as a later layer leaves them: "before" reads dy, "after" the
-  // gradient tensor the graph allocates (no seeding dispatch on either side).
+  // Upstream gradients arrive as a later layer leaves them, in a tensor of each repetition's
+  // own: "before" allocates dy, "after" reads the one the graph allocates (no seeding dispatch
+  // on either side).
   const linearBefore = (inF: number, outF: number, act: boolean): Layer => {
-    const [xin, w, b, dy] = inF === C ? [x, w1, b1, dyH] : [xh, w2, b2, dyC];
+    const [xin, w, b] = inF === C ? [x, w1, b1] : [xh, w2, b2];
     return (rec) => {
+      const dy = t([M, outF], "dy");
       const dX = t([M, inF], "dX");
       const prod = t([M, outF], "prod"), y = t([M, outF], "y"), z = t([M, outF], "z");
       const dPre = t([M, outF], "dPre"), dW = t([outF, inF], "dW"), db = t([outF], "db");
@@ -134,7 +151,8 @@ async function main(): Promise<void> {
       const dS = t([M, C], "dS"), dx = t([M, C], "dx"), dG = t([C], "dG"), dB = t([C], "dB");
       add(rec, x, delta, s);
       layerNorm(rec, s, gamma, beta, y, mean, rstd);
-      layerNormBackward(rec, s, gamma, mean, rstd, dyC, dS, dG, dB, { accumulateX: true });
+      const dy = t([M, C], "dy");
+      layerNormBackward(rec, s, gamma, mean, rstd, dy, dS, dG, dB, { accumulateX: true });
       copy(rec, dS, dx);
       copy(rec, dS, dd);
       return dd;
@@ -176,9 +194,12 @@ async function main(): Promise<void> {
   };
 
   const floorProbe = t([4], "floor");
-  const floors: number[] = [];
+  const floors: { wall: number; cpu: number }[] = [];
   for (let i = 0; i < 2 * TRIALS; i++) floors.push(await trialMs(gpu, undefined, floorProbe));
-  const floorMs = median(floors);
+  const floor = {
+    wall: median(floors.map((f) => f.wall)),
+    cpu: median(floors.map((f) => f.cpu)),
+  };
   const groups: [string, [string, Layer][]][] = [
     [`FFN up: Linear ${C}→${H} + ReLU`, [
       ["before", linearBefore(C, H, true)],
@@ -199,11 +220,12 @@ async function main(): Promise<void> {
   for (const [title, variants] of groups) {
     const prepared: Variant[] = [];
     for (const [name, layer] of variants) prepared.push(await prepare(gpu, name, layer));
-    const us = await measure(gpu, prepared, floorMs);
+    const us = await measure(gpu, prepared, floor);
     console.log(title);
     prepared.forEach((v, i) => {
       console.log(
-        `  ${v.name.padEnd(12)} ${us[i].toFixed(0).padStart(6)} µs  ${v.dispatches} dispatches`,
+        `  ${v.name.padEnd(12)} ${us[i].wall.toFixed(0).padStart(6)} µs wall ` +
+          `${us[i].cpu.toFixed(0).padStart(6)} µs CPU  ${v.dispatches} dispatches`,
       );
     });
   }
