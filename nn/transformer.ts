@@ -2,16 +2,15 @@
  * The lecture's transformer modules (gpt.py): MultiHeadAttention, FeedForward and Block, with
  * gpt.py's parameter names so a checkpoint maps onto the PyTorch state dict. Heads keep their
  * per-head names (`heads.H.key.weight` [headSize, nEmbd]) but are stored back to back
- * (ParamStore.registerGroup), so every head's key, query and value weights are one
+ * (ParamStore.registerGroup), so every head's query, key and value weights are one
  * [3·nEmbd, nEmbd] matrix and a head costs no dispatch of its own.
  */
 import { add } from "./attention_ops.ts";
 import type { Graph, Var } from "./graph.ts";
 import { linear } from "./layer_ops.ts";
-import { causalSelfAttention } from "./attention.ts";
+import { causalSelfAttentionQkv } from "./attention.ts";
 import { Dropout, type InitScheme, LayerNorm, Linear, linearInit } from "./modules.ts";
 import type { ParamGroup, ParamStore } from "./params.ts";
-import { split } from "./shape_ops.ts";
 
 /** Shape and options of a transformer block (gpt.py's globals, plus the lecture's ladder). */
 export interface BlockOptions {
@@ -35,8 +34,9 @@ export interface BlockOptions {
  */
 export class MultiHeadAttention {
   /**
-   * Every head's key, query and value weights, in that order (all keys, then all queries,
-   * then all values), stored back to back: one [3·nEmbd, nEmbd] matrix for one matmul.
+   * Every head's query, key and value weights, in that order (all queries, then all keys,
+   * then all values), stored back to back: one [3·nEmbd, nEmbd] matrix for one matmul whose
+   * output holds q, k and v as column blocks.
    */
   readonly qkv: ParamGroup;
   readonly proj?: Linear;
@@ -55,7 +55,7 @@ export class MultiHeadAttention {
     }
     this.headSize = nEmbd / nHead;
     const { weight } = linearInit(nEmbd, opts.init);
-    const names = ["key", "query", "value"].flatMap((kind) =>
+    const names = ["query", "key", "value"].flatMap((kind) =>
       Array.from({ length: nHead }, (_, h) => `${name}.heads.${h}.${kind}.weight`)
     );
     this.qkv = store.registerGroup(`${name}.heads.qkv`, names, [this.headSize, nEmbd], weight);
@@ -65,10 +65,10 @@ export class MultiHeadAttention {
 
   /** x [B, T, nEmbd] → [B, T, nEmbd]. */
   call(g: Graph, x: Var): Var {
-    // One matmul for every head's k, q and v, then one dispatch splits the columns.
-    const [k, q, v] = split(g, linear(g, x, g.param(this.qkv.whole())), this.nEmbd, -1);
+    // One matmul for every head's q, k and v; attention reads the column blocks in place.
+    const qkv = linear(g, x, g.param(this.qkv.whole()));
     const p = this.#dropout.p;
-    const out = causalSelfAttention(g, q, k, v, {
+    const out = causalSelfAttentionQkv(g, qkv, {
       nHead: this.nHead,
       scale: 1 / Math.sqrt(this.headSize),
       dropout: p > 0 && g.training ? { p, ...g.randomSite("MultiHeadAttention") } : undefined,
