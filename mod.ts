@@ -56,6 +56,7 @@ export {
   attentionDropoutMask,
   attentionForward,
   attentionReference,
+  keepWords as attentionKeepWords,
 } from "./kernels/attention.ts";
 export type {
   AttentionBackwardArgs,
