@@ -17,7 +17,14 @@ import { createTensor, readF32, ShapeError } from "../kernels/tensor.ts";
 import { add, layerNorm } from "../nn/attention_ops.ts";
 import { Graph, Var } from "../nn/graph.ts";
 import { addLayerNorm, classifierLoss, linear } from "../nn/layer_ops.ts";
-import { assertChecked, gradCheck, type GradCheckSpec, hostTensors, randomIds } from "./support.ts";
+import {
+  assertChecked,
+  gradCheck,
+  type GradCheckSpec,
+  hostTensors,
+  randomIds,
+  relError,
+} from "./support.ts";
 
 const { host, nextSeed } = hostTensors(1000);
 
@@ -303,4 +310,33 @@ Deno.test("layer_ops reject bad shapes with a clear ShapeError", async () => {
   const targets = g.constant(createTensor(gpu, [4], "u32", "t"));
   throws(() => classifierLoss(g, x, v([7, 4]), v([7]), targets, sink), /targets/);
   await rec.finish().catch(() => {});
+});
+
+Deno.test("layer_ops forward-only (evaluation, sampling): logits and loss, no gradients", async () => {
+  const gpu = await getGpu();
+  const [B, T, C, V] = [2, 3, 8, 7];
+  const hx = host([B, T, C]), hw = host([V, C]), hb = host([V]), hw1 = host([C, C]);
+  const ids = randomIds(B * T, V, nextSeed());
+  const rec = new Recorder(gpu);
+  const g = new Graph(rec, false);
+  const param = (h: { shape: number[]; data: Float32Array }) =>
+    new Var(createTensor(gpu, h.shape, "f32", "p", h.data), true);
+  const h = linear(g, param(hx), param(hw1), undefined, { activation: "gelu" });
+  const sink = {
+    losses: createTensor(gpu, [1], "f32", "losses"),
+    counters: createCounters(gpu, [1]),
+    counterIndex: 0,
+  };
+  const targets = g.constant(createTensor(gpu, [B, T], "u32", "targets", ids));
+  const logits = classifierLoss(g, h, param(hw), param(hb), targets, sink);
+  ok(!logits.requiresGrad);
+  await (await rec.finish()).run();
+  const f64 = (h: { data: Float32Array }) => Float64Array.from(h.data);
+  const wantH = linearRef(f64(hx), f64(hw1), undefined, C, C, "gelu");
+  const wantLogits = linearRef(wantH, f64(hw), f64(hb), C, V);
+  ok(relError(await readF32(logits.data), wantLogits) < 1e-5, "logits");
+  const { loss } = crossEntropyReference(wantLogits, ids, B * T, V);
+  const [got] = await readF32(sink.losses);
+  ok(Math.abs(got - loss) < 1e-5 * Math.abs(loss), `loss ${got} vs ${loss}`);
+  ok(!rec.dispatches.some((d) => d.kernel.includes("backward")), "no backward recorded");
 });
