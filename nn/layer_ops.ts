@@ -4,7 +4,7 @@
  * next layer norm in one kernel) and `classifierLoss` (logits, cross-entropy, its gradient and
  * the bias gradient). Every reduction runs in a fixed order: same inputs, same bits.
  */
-import type { Activation } from "../kernels/activation.ts";
+import { type Activation, activationReference } from "../kernels/activation.ts";
 import { activationBackward } from "../kernels/activation_backward.ts";
 import {
   addLayerNorm as addLayerNormKernel,
@@ -13,7 +13,7 @@ import {
 import { crossEntropy } from "../kernels/cross_entropy.ts";
 import { addInto, copy } from "../kernels/elementwise.ts";
 import { layerNormParamsBackward } from "../kernels/layernorm.ts";
-import { matmul as matmulKernel } from "../kernels/matmul.ts";
+import { matmul as matmulKernel, matmulReference } from "../kernels/matmul.ts";
 import { colSum } from "../kernels/reduce.ts";
 import { reshape, ShapeError, type Tensor } from "../kernels/tensor.ts";
 import type { GradTarget, Graph, Var } from "./graph.ts";
@@ -241,4 +241,17 @@ export function classifierLoss(
   });
   if (dLogits) g.output(logits, inputs, () => linearInputGrads(g, x, weight, dLogits));
   return g.constant(logits);
+}
+
+/** float64 reference of `linear`: act(x·Wᵀ + b) for x [M, in] flat, W [out, in], b [out]. */
+export function linearReference(
+  x: ArrayLike<number>,
+  w: ArrayLike<number>,
+  b: ArrayLike<number> | undefined,
+  inF: number,
+  outF: number,
+  activation: Activation = "none",
+): Float64Array {
+  const y = matmulReference(x, [x.length / inF, inF], w, [outF, inF], { transB: true });
+  return y.map((v, i) => activationReference(activation, v + (b ? b[i % outF] : 0)));
 }

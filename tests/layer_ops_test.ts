@@ -5,34 +5,27 @@
  * fusion promises.
  */
 import { deepStrictEqual, ok, throws } from "node:assert/strict";
-import { type Activation, activationReference } from "../kernels/activation.ts";
+import type { Activation } from "../kernels/activation.ts";
 import { addLayerNormReference } from "../kernels/add_layernorm.ts";
 import { createCounters } from "../kernels/counters.ts";
 import { crossEntropyReference } from "../kernels/cross_entropy.ts";
 import { getGpu } from "../kernels/device.ts";
 import { layerNormReference } from "../kernels/layernorm.ts";
-import { matmulReference } from "../kernels/matmul.ts";
 import { Recorder } from "../kernels/program.ts";
 import { createTensor, readF32, ShapeError } from "../kernels/tensor.ts";
 import { add, layerNorm } from "../nn/attention_ops.ts";
 import { Graph, Var } from "../nn/graph.ts";
-import { addLayerNorm, classifierLoss, linear } from "../nn/layer_ops.ts";
-import { assertChecked, gradCheck, type GradCheckSpec, hostTensors, randomIds } from "./support.ts";
+import { addLayerNorm, classifierLoss, linear, linearReference } from "../nn/layer_ops.ts";
+import {
+  assertChecked,
+  gradCheck,
+  type GradCheckSpec,
+  hostTensors,
+  randomIds,
+  relError,
+} from "./support.ts";
 
 const { host, nextSeed } = hostTensors(1000);
-
-/** act(x·Wᵀ + b) in float64 for x [M, in]. */
-function linearRef(
-  x: Float64Array,
-  w: Float64Array,
-  b: Float64Array | undefined,
-  inF: number,
-  outF: number,
-  activation: Activation = "none",
-): Float64Array {
-  const y = matmulReference(x, [x.length / inF, inF], w, [outF, inF], { transB: true });
-  return y.map((v, i) => activationReference(activation, v + (b ? b[i % outF] : 0)));
-}
 
 /** gamma near 1, as a trained LayerNorm's. */
 function gammaHost(C: number) {
@@ -58,7 +51,7 @@ Deno.test("layer_ops.linear: bias and ReLU/GELU epilogues, forward and gradients
         ...(withBias ? { b: host([outF]) } : {}),
       },
       forward: (g, { x, w, b }) => linear(g, x, w, b, { activation }),
-      reference: ({ x, w, b }) => linearRef(x, w, b, inF, outF, activation),
+      reference: ({ x, w, b }) => linearReference(x, w, b, inF, outF, activation),
     };
   };
   assertChecked(
@@ -84,7 +77,8 @@ Deno.test("layer_ops.linear: a parameter used twice accumulates both gradients",
       inputs: { x: host([3, C]), w: host([C, C]), b: host([C]) },
       forward: (g, { x, w, b }) =>
         linear(g, linear(g, x, w, b, { activation: "relu" }), w, b, { activation: "gelu" }),
-      reference: ({ x, w, b }) => linearRef(linearRef(x, w, b, C, C, "relu"), w, b, C, C, "gelu"),
+      reference: ({ x, w, b }) =>
+        linearReference(linearReference(x, w, b, C, C, "relu"), w, b, C, C, "gelu"),
     }]),
   );
 });
@@ -152,9 +146,15 @@ Deno.test("layer_ops: a pre-LN block (ln1, ReLU FFN, add+ln2, GELU FFN, add+ln_f
       },
       reference: (v) => {
         const h = layerNormReference(v.x, v.g1, v.b1, C).out;
-        const a = linearRef(h, v.w1, v.c1, C, C, "relu");
+        const a = linearReference(h, v.w1, v.c1, C, C, "relu");
         const r1 = addLayerNormReference(v.x, a, v.g2, v.b2, C);
-        const f = linearRef(linearRef(r1.out, v.w2, v.c2, C, H, "gelu"), v.w3, v.c3, H, C);
+        const f = linearReference(
+          linearReference(r1.out, v.w2, v.c2, C, H, "gelu"),
+          v.w3,
+          v.c3,
+          H,
+          C,
+        );
         return addLayerNormReference(r1.sum, f, v.g3, v.b3, C).out;
       },
     }]),
@@ -177,7 +177,7 @@ Deno.test("layer_ops.classifierLoss: loss, and gradients of x, W and b", async (
         return { loss: losses };
       },
       reference: ({ x, w, b }) => {
-        const logits = linearRef(x, w, b, C, V);
+        const logits = linearReference(x, w, b, C, V);
         return [crossEntropyReference(logits, targets, B * T, V).loss];
       },
     };
@@ -303,4 +303,33 @@ Deno.test("layer_ops reject bad shapes with a clear ShapeError", async () => {
   const targets = g.constant(createTensor(gpu, [4], "u32", "t"));
   throws(() => classifierLoss(g, x, v([7, 4]), v([7]), targets, sink), /targets/);
   await rec.finish().catch(() => {});
+});
+
+Deno.test("layer_ops forward-only (evaluation, sampling): logits and loss, no gradients", async () => {
+  const gpu = await getGpu();
+  const [B, T, C, V] = [2, 3, 8, 7];
+  const hx = host([B, T, C]), hw = host([V, C]), hb = host([V]), hw1 = host([C, C]);
+  const ids = randomIds(B * T, V, nextSeed());
+  const rec = new Recorder(gpu);
+  const g = new Graph(rec, false);
+  const param = (h: { shape: number[]; data: Float32Array }) =>
+    new Var(createTensor(gpu, h.shape, "f32", "p", h.data), true);
+  const h = linear(g, param(hx), param(hw1), undefined, { activation: "gelu" });
+  const sink = {
+    losses: createTensor(gpu, [1], "f32", "losses"),
+    counters: createCounters(gpu, [1]),
+    counterIndex: 0,
+  };
+  const targets = g.constant(createTensor(gpu, [B, T], "u32", "targets", ids));
+  const logits = classifierLoss(g, h, param(hw), param(hb), targets, sink);
+  ok(!logits.requiresGrad);
+  await (await rec.finish()).run();
+  const f64 = (h: { data: Float32Array }) => Float64Array.from(h.data);
+  const wantH = linearReference(f64(hx), f64(hw1), undefined, C, C, "gelu");
+  const wantLogits = linearReference(wantH, f64(hw), f64(hb), C, V);
+  ok(relError(await readF32(logits.data), wantLogits) < 1e-5, "logits");
+  const { loss } = crossEntropyReference(wantLogits, ids, B * T, V);
+  const [got] = await readF32(sink.losses);
+  ok(Math.abs(got - loss) < 1e-5 * Math.abs(loss), `loss ${got} vs ${loss}`);
+  ok(!rec.dispatches.some((d) => d.kernel.includes("backward")), "no backward recorded");
 });

@@ -149,6 +149,33 @@ Deno.test("matmul epilogue: bias + activation + saved pre-activation on both ker
   }
 });
 
+Deno.test("matmul epilogue on a batched product: the bias repeats over every batch", async () => {
+  const gpu = await getGpu();
+  const [batch, M, K, N] = [3, 10, 8, 12];
+  const ha = randomF32(batch * M * K, 750), hb = randomF32(N * K, 751);
+  const hbias = randomF32(N, 752);
+  const a = createTensor(gpu, [batch, M, K], "f32", "a", ha);
+  const b = createTensor(gpu, [N, K], "f32", "b", hb);
+  const bias = createTensor(gpu, [N], "f32", "bias", hbias);
+  const prod = matmulReference(ha, [batch, M, K], hb, [N, K], { transB: true });
+  const wantPre = prod.map((v, i) => v + hbias[i % N]);
+  // ReLU: what is checked is where bias and pre-activation land per batch (GELU's texture
+  // kernel costs seconds to compile on llvmpipe and is covered above).
+  const want = wantPre.map((v) => activationReference("relu", v));
+  for (const kernel of ["buffer", "texture"] as MatmulKernel[]) {
+    const out = createTensor(gpu, [batch, M, N], "f32", "out");
+    const pre = createTensor(gpu, [batch, M, N], "f32", "pre");
+    await runOnce(gpu, (rec) =>
+      matmul(rec, a, b, out, {
+        transB: true,
+        kernel,
+        epilogue: { bias, activation: "relu", preActivation: pre },
+      }));
+    ok(relError(await readF32(out), want) < 1e-5, `${kernel}: out`);
+    ok(relError(await readF32(pre), wantPre) < 1e-5, `${kernel}: pre`);
+  }
+});
+
 Deno.test("matmul epilogue rejects accumulation, a wrong bias and aliasing", async () => {
   const gpu = await getGpu();
   const a = createTensor(gpu, [4, 4], "f32", "a");
