@@ -4,6 +4,7 @@ import type { Gpu } from "../kernels/device.ts";
 import type { DeviceBatch } from "../kernels/batch.ts";
 import type { Recorder } from "../kernels/program.ts";
 import type { Graph, Var } from "../nn/graph.ts";
+import type { LossSink } from "../nn/ops.ts";
 import type { Arenas, ParamStore } from "../nn/params.ts";
 
 /** The config sections every language-model experiment shares (defaults: the lecture's). */
@@ -45,6 +46,8 @@ export interface LanguageModelConfig {
 /** One batch drawn on the device, as the harness's loop records it for a step or an estimate. */
 export interface BatchStep extends DeviceBatch {
   rec: Recorder;
+  /** The run seed (a fused step with dropout draws from `streamKey(seed, "dropout")`). */
+  seed: number;
 }
 
 /** A training step: a batch plus the AdamW update of every parameter in the store's arenas. */
@@ -56,7 +59,19 @@ export interface TrainStep extends BatchStep {
 
 /** A model: token ids [B,T] → logits [B,T,V]. */
 export interface LanguageModel {
+  /**
+   * Records the forward pass. `g.training` says whether this is a training step (dropout on,
+   * backward recorded); `g.randomSite()` gives a dropout site the run's seed, device counters
+   * and a call index of its own (see the Dropout module).
+   */
   forward(g: Graph, idx: Var): Var;
+  /**
+   * Optional: records the logits and their mean cross-entropy against `targets` into `sink`
+   * together (e.g. Linear.loss, one fused classifier pass). The harness then uses it for the
+   * training and evaluation batches instead of `forward` + crossEntropyLoss; generation still
+   * uses `forward`. Must compute the same loss.
+   */
+  forwardLoss?(g: Graph, idx: Var, targets: Var, sink: LossSink): void;
   /**
    * Optional fused training step (batch → loss → backward → AdamW) that records fewer
    * dispatches than the autograd graph; the harness uses it when present (TrainOptions.fused

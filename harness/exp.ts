@@ -129,6 +129,8 @@ export async function runExp(argv: string[]): Promise<number> {
     checkStepLimit(config as unknown as LanguageModelConfig, gpu);
   }
   const env = await captureEnv(gpu.adapter);
+  // A verification re-runs the path its result was forced onto.
+  const forcedGraph = args.graph || verifyAgainst?.forcedGraph === true;
   // Decided before anything trains: where each run may write, or that it may not run at all.
   const planOf = verifyAgainst ? () => undefined : await planSweepRuns(args.out, {
     experiment: experiment.name,
@@ -136,6 +138,7 @@ export async function runExp(argv: string[]): Promise<number> {
     runs,
     dataSha256: (index) => corpora[index]?.info.sha256,
     initParamsSha256: initRecord?.paramsSha256,
+    forcedGraph,
   }, args.quiet);
   if (resume && !args.quiet) {
     console.log(
@@ -172,6 +175,7 @@ export async function runExp(argv: string[]): Promise<number> {
         configSha256: resolved.sha256,
         overrides: resolved.overrides,
         initFrom: initRecord,
+        forcedGraph,
         interrupted: () => stop.requested(),
       };
       let result: RunResult;
@@ -225,6 +229,8 @@ interface CommonRun {
   configSha256: string;
   overrides: Record<string, unknown>;
   initFrom?: InitFrom;
+  /** `--graph`: the autograd graph even where the model has a fused step. */
+  forcedGraph: boolean;
   interrupted: () => boolean;
 }
 
@@ -236,7 +242,7 @@ function baseResult(
   return {
     schemaVersion: SCHEMA_VERSION,
     experiment: experiment.name,
-    runId: runId(run.configSha256, run.seed, run.initFrom?.paramsSha256),
+    runId: runId(run.configSha256, run.seed, run.initFrom?.paramsSha256, run.forcedGraph),
     seed: run.seed,
     config: run.config,
     configSha256: run.configSha256,
@@ -248,6 +254,7 @@ function baseResult(
     wallMs: Date.now() - startedAt.getTime(),
     paramsSha256: "",
     ...(run.initFrom ? { initFrom: run.initFrom } : {}),
+    ...(run.forcedGraph ? { forcedGraph: true as const } : {}),
   };
 }
 
@@ -318,6 +325,7 @@ async function runLanguageModel(
   const profile = run.profile ? createRunProfile(run.gpu) : undefined;
   const writer = run.writer;
   const outcome = await trainLanguageModel({
+    fused: !run.forcedGraph,
     submitter: profile?.submitter,
     gpu: run.gpu,
     config,
@@ -365,5 +373,6 @@ async function runLanguageModel(
     throughput: { stepsPerSec, tokensPerSec: stepsPerSec * tokensPerStep },
     sample,
     paramsSha256: outcome.paramsSha256,
+    path: outcome.path,
   };
 }

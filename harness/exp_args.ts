@@ -15,7 +15,7 @@ import { expandSweep, splitSetValues } from "./sweep.ts";
 const USAGE = `usage: deno task exp NAME [--seed N | --seeds A..B|a,b,c] [--shard i/n]
        [--set key=value[,value2...]]... [--config FILE] [--data mobydick|tinyshakespeare|FILE]
        [--out DIR] [--quiet] [--verify RESULT.json] [--resume CKPT]
-       [--init-from CKPT|STATE_DICT] [--save-every N] [--profile] [--help]
+       [--init-from CKPT|STATE_DICT] [--save-every N] [--profile] [--graph] [--help]
   --set key=v1,v2 sweeps (several keys: every combination); --shard slices the config × seed runs
   --init-from also takes a plain PyTorch safetensors state dict (see deno task export)`;
 
@@ -36,6 +36,8 @@ export interface ExpArgs {
   saveEvery?: number;
   /** --profile: per-kernel device times and the host-time breakdown after each run. */
   profile: boolean;
+  /** --graph: train through the autograd graph even where the model has a fused step. */
+  graph: boolean;
 }
 
 /** A `--data` value: a FILE resolved where the user typed it; corpus names stay names. */
@@ -84,6 +86,7 @@ export function parseExpArgs(args: string[]): ExpArgs {
     "init-from": { type: "string" },
     "save-every": { type: "string" },
     profile: { type: "boolean" },
+    graph: { type: "boolean" },
   }, USAGE);
   const { values, positionals } = parsed;
   const name = positionals[0];
@@ -162,5 +165,6 @@ export function parseExpArgs(args: string[]): ExpArgs {
     initFrom: typed(values["init-from"]),
     saveEvery,
     profile: values.profile ?? false,
+    graph: values.graph ?? false,
   };
 }

@@ -26,6 +26,8 @@ export interface RunIdentity {
   dataSha256?: string;
   /** sha256 of the `--init-from` parameters, if any. */
   initParamsSha256?: string;
+  /** `--graph` forced the autograd graph (part of the run id). */
+  forcedGraph?: boolean;
 }
 
 /** The decision for one run. */
@@ -163,7 +165,7 @@ export async function planRuns(
     const plan = await planOutput(outDir, {
       ...identity,
       seed,
-      runId: runId(runs.configSha256, seed, runs.initParamsSha256),
+      runId: runId(runs.configSha256, seed, runs.initParamsSha256, runs.forcedGraph),
     });
     if (plan.mode === "refuse") console.error(plan.reason);
     else if (plan.mode === "reproduce" && !quiet) {

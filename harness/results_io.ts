@@ -21,7 +21,12 @@ export interface LoadedResult {
  * the config's sha256; a run started from trained weights (`--init-from`) hashes the config
  * together with those weights' sha256, so it never shares an id with a run from scratch.
  */
-export function runId(configSha256: string, seed: number, initParamsSha256?: string): string {
+export function runId(
+  configSha256: string,
+  seed: number,
+  initParamsSha256?: string,
+  forcedGraph = false,
+): string {
   if (!/^[0-9a-f]{8}/.test(configSha256)) {
     throw new Error(
       `runId: config sha256 must start with 8 lowercase hex digits: '${configSha256}'`,
@@ -30,9 +35,13 @@ export function runId(configSha256: string, seed: number, initParamsSha256?: str
   if (!Number.isSafeInteger(seed) || seed < 0) {
     throw new Error(`runId: seed must be a non-negative integer, got ${seed}`);
   }
-  const prefix = initParamsSha256 === undefined
+  // Inputs beyond the config that change the outcome (initial weights, a forced graph path)
+  // enter the hash; a plain run keeps the config's own digits.
+  const extra = (initParamsSha256 === undefined ? "" : `\ninit ${initParamsSha256}`) +
+    (forcedGraph ? "\npath graph" : "");
+  const prefix = extra === ""
     ? configSha256
-    : createHash("sha256").update(`${configSha256}\ninit ${initParamsSha256}`).digest("hex");
+    : createHash("sha256").update(`${configSha256}${extra}`).digest("hex");
   return `${prefix.slice(0, 8)}-s${seed}`;
 }
 

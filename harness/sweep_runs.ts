@@ -25,6 +25,7 @@ export interface SweepIdentity {
   /** The corpus sha256 of config `index`; undefined for experiments without data. */
   dataSha256: (index: number) => string | undefined;
   initParamsSha256?: string;
+  forcedGraph?: boolean;
 }
 
 /**
@@ -49,6 +50,7 @@ export async function planSweepRuns(
         configSha256: sha256,
         dataSha256: sweep.dataSha256(index),
         initParamsSha256: sweep.initParamsSha256,
+        forcedGraph: sweep.forcedGraph,
       }, quiet),
     );
   }

@@ -37,7 +37,12 @@ export function checkResultConsistency(path: string, stored: RunResult): void {
         `${stored.configSha256.slice(0, 12)}…`,
     );
   }
-  const expectedId = runId(stored.configSha256, stored.seed, stored.initFrom?.paramsSha256);
+  const expectedId = runId(
+    stored.configSha256,
+    stored.seed,
+    stored.initFrom?.paramsSha256,
+    stored.forcedGraph === true,
+  );
   if (stored.runId !== expectedId) {
     problems.push(`its runId ${stored.runId} should be ${expectedId}`);
   }

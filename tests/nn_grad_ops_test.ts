@@ -15,6 +15,7 @@ import { softmaxReference } from "../kernels/softmax.ts";
 import { createTensor } from "../kernels/tensor.ts";
 import { add, layerNorm, linear, matmul, relu, softmax } from "../nn/attention_ops.ts";
 import type { Graph } from "../nn/graph.ts";
+import { linearReference } from "../nn/layer_ops.ts";
 import { crossEntropyLoss, embedding } from "../nn/ops.ts";
 import {
   assertChecked,
@@ -84,18 +85,6 @@ Deno.test("nn.matmul: forward and gradients for every transpose flag, batched an
   specs.push(matmulSpec(true, true, 2, undefined, [8, 4, 4]));
   assertChecked(await gradCheck(gpu, specs));
 });
-
-/** x·Wᵀ + b in float64 for x [M, in]. */
-function linearReference(
-  x: Float64Array,
-  w: Float64Array,
-  b: Float64Array | undefined,
-  inF: number,
-  outF: number,
-): Float64Array {
-  const y = matmulReference(x, [x.length / inF, inF], w, [outF, inF], { transB: true });
-  return b ? y.map((v, i) => v + b[i % outF]) : y;
-}
 
 Deno.test("nn.linear: forward and gradients with and without bias, 2-D and 3-D input", async () => {
   const gpu = await getGpu();
