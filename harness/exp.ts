@@ -462,7 +462,7 @@ async function runLanguageModel(
       `val ${fmt(outcome.final.val)}  ${outcome.steps} steps  ${stepsPerSec.toFixed(0)} steps/s` +
       (outcome.reason ? `  (${outcome.reason})` : ""),
   );
-  if (profile) console.log(`\n${await profile.report(outcome.timing)}\n`);
+  if (profile) console.log(`\n${await profile.report(outcome)}\n`);
   return {
     ...baseResult(experiment, run, startedAt),
     status: outcome.status,
