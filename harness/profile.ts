@@ -161,11 +161,12 @@ export interface ProfiledRun {
 /** Timestamped replays of the step for the comparison column: enough to average, few. */
 const TIMESTAMP_REPLAYS = 20;
 
-/** Starts profiling a run on `gpu`. */
-export function createRunProfile(gpu: Gpu, opts: { trialSeconds?: number } = {}): RunProfile {
+/** A default submitter that also keeps the last plan submitted as the training step. */
+export function stepCapturingSubmitter(
+  gpu: Gpu,
+): { submitter: PlanSubmitter; stepPlan(): Plan | undefined } {
   const plain = plainSubmitter(gpu);
   let stepPlan: Plan | undefined;
-  let measured: StepProfile | undefined;
   return {
     submitter: {
       submit(replays, then) {
@@ -173,11 +174,22 @@ export function createRunProfile(gpu: Gpu, opts: { trialSeconds?: number } = {})
         plain.submit(replays, then);
       },
     },
+    stepPlan: () => stepPlan,
+  };
+}
+
+/** Starts profiling a run on `gpu`. */
+export function createRunProfile(gpu: Gpu, opts: { trialSeconds?: number } = {}): RunProfile {
+  const capture = stepCapturingSubmitter(gpu);
+  let measured: StepProfile | undefined;
+  return {
+    submitter: capture.submitter,
     get measured() {
       return measured;
     },
     async report(run) {
       const host = formatHostTime(run.timing);
+      const stepPlan = capture.stepPlan();
       if (!stepPlan || run.stepsTrained === 0) {
         return `no training steps ran: nothing to profile\n\n${host}`;
       }
