@@ -45,6 +45,8 @@ export interface LanguageModelConfig {
 /** One batch drawn on the device, as the harness's loop records it for a step or an estimate. */
 export interface BatchStep extends DeviceBatch {
   rec: Recorder;
+  /** The run seed (a fused step with dropout draws from `streamKey(seed, "dropout")`). */
+  seed: number;
 }
 
 /** A training step: a batch plus the AdamW update of every parameter in the store's arenas. */
@@ -56,6 +58,11 @@ export interface TrainStep extends BatchStep {
 
 /** A model: token ids [B,T] → logits [B,T,V]. */
 export interface LanguageModel {
+  /**
+   * Records the forward pass. `g.training` says whether this is a training step (dropout on,
+   * backward recorded); `g.randomSite()` gives a dropout site the run's seed, device counters
+   * and a call index of its own (see the Dropout module).
+   */
   forward(g: Graph, idx: Var): Var;
   /**
    * Optional fused training step (batch → loss → backward → AdamW) that records fewer

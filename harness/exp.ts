@@ -34,7 +34,7 @@ import { createRunProfile } from "./profile.ts";
 const USAGE = `usage: deno task exp NAME [--seed N | --seeds A..B|a,b,c] [--shard i/n]
        [--set key=value]... [--config FILE] [--data mobydick|tinyshakespeare|FILE]
        [--out DIR] [--quiet] [--verify RESULT.json] [--resume CKPT] [--init-from CKPT]
-       [--save-every N] [--profile]`;
+       [--save-every N] [--profile] [--graph]`;
 
 const DEFAULT_SEED = 1337;
 
@@ -51,6 +51,8 @@ interface ExpArgs {
   saveEvery?: number;
   /** --profile: per-kernel device times and the host-time breakdown after each run. */
   profile: boolean;
+  /** --graph: train through the autograd graph even where the model has a fused step. */
+  graph: boolean;
 }
 
 /** Whether an `exp` name is a module path (`examples/char_mlp.ts`) rather than a registered name. */
@@ -134,6 +136,7 @@ export function parseExpArgs(args: string[]): ExpArgs {
         "init-from": { type: "string" },
         "save-every": { type: "string" },
         profile: { type: "boolean" },
+        graph: { type: "boolean" },
       },
     });
   } catch (e) {
@@ -204,6 +207,7 @@ export function parseExpArgs(args: string[]): ExpArgs {
     initFrom: values["init-from"],
     saveEvery,
     profile: values.profile ?? false,
+    graph: values.graph ?? false,
   };
 }
 
@@ -307,6 +311,8 @@ export async function runExp(argv: string[]): Promise<number> {
           // A verification re-run must not replace the checkpoint of the run it checks.
           writeCheckpoints: !verifyAgainst,
           profile: args.profile,
+          // A verification re-runs the path its result ran.
+          graph: args.graph || verifyAgainst?.path === "graph",
         });
       const code = verifyAgainst
         ? reportVerification(verifyAgainst, result)
@@ -381,6 +387,7 @@ interface LanguageModelRun extends CommonRun {
   initFrom?: Checkpoint;
   writeCheckpoints: boolean;
   profile: boolean;
+  graph: boolean;
 }
 
 function toMap(record: Record<string, { data: Float32Array }>): Map<string, Float32Array> {
@@ -422,6 +429,7 @@ async function runLanguageModel(
   const profile = run.profile ? createRunProfile(run.gpu) : undefined;
   const outcome = await trainLanguageModel({
     submitter: profile?.submitter,
+    fused: !run.graph,
     gpu: run.gpu,
     config,
     seed: run.seed,
@@ -474,6 +482,7 @@ async function runLanguageModel(
     throughput: { stepsPerSec, tokensPerSec: stepsPerSec * tokensPerStep },
     sample,
     paramsSha256: outcome.paramsSha256,
+    path: outcome.path,
   };
 }
 

@@ -84,6 +84,8 @@ export const RunResult = z.object({
   /** Final metrics: train/val loss estimates for language models, error bounds for xbow. */
   final: z.record(z.string(), z.number().nullable()),
   throughput: z.object({ stepsPerSec: z.number(), tokensPerSec: z.number() }),
+  /** Which training step ran: the model's fused kernels or the autograd graph (`--graph`). */
+  path: z.enum(["graph", "fused"]).optional(),
   wallMs: z.number().nonnegative(),
   sample: z.string(),
   /** sha256 of all parameters' bytes in a fixed order: the determinism fingerprint. */

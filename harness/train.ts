@@ -94,6 +94,14 @@ export function plainSubmitter(gpu: Gpu): PlanSubmitter {
   };
 }
 
+/** Which training step a run used. */
+export type TrainPath = "graph" | "fused";
+
+/** The path `trainLanguageModel` takes for a model under these options. */
+export function trainPath(model: LanguageModel, fused: boolean | undefined): TrainPath {
+  return model.recordTrainStep && fused !== false ? "fused" : "graph";
+}
+
 /** Where a run's host time went, in milliseconds (measured with performance.now()). */
 export interface TrainTiming {
   /** The whole of trainLanguageModel: uploads and plan recording to the final fingerprint. */
@@ -113,6 +121,8 @@ export interface TrainTiming {
 /** What a training run produced. */
 export interface TrainOutcome {
   status: RunStatus;
+  /** Which step ran: the model's fused kernels or the autograd graph. */
+  path: TrainPath;
   reason?: string;
   steps: number;
   curve: CurvePoint[];
@@ -287,6 +297,7 @@ export async function trainLanguageModel(opts: TrainOptions): Promise<TrainOutco
   const finished = performance.now();
   return {
     status,
+    path: trainPath(opts.model, opts.fused),
     reason,
     // A diverged run reports the step whose loss was not finite, not the end of its chunk.
     steps: status === "diverged" ? divergedAt : step,
@@ -327,6 +338,7 @@ function batchStep(
   const stream = counterIndex === Counter.trainBatch ? "train" : "eval";
   return {
     rec,
+    seed: opts.seed,
     tokens,
     counters,
     counterIndex,
@@ -347,7 +359,7 @@ function recordStep(
   const { gpu, config, model, store } = opts;
   const rec = new Recorder(gpu);
   const step = batchStep(opts, rec, tokens, counters, losses, Counter.trainBatch);
-  if (model.recordTrainStep && opts.fused !== false) {
+  if (model.recordTrainStep && trainPath(model, opts.fused) === "fused") {
     model.recordTrainStep({
       ...step,
       arenas: store.arenas,
@@ -388,7 +400,8 @@ function recordBatchLoss(model: LanguageModel, step: BatchStep, training: boolea
   const inputs = createTensor(rec.gpu, [B, T], "u32", `${prefix}.inputs`);
   const targets = createTensor(rec.gpu, [B, T], "u32", `${prefix}.targets`);
   sampleBatch(rec, { tokens: step.tokens, counters, counterIndex, key: step.key, inputs, targets });
-  const graph = new Graph(rec, training);
+  // Dropout draws from the seed's dropout stream at this step's counter; evaluation runs none.
+  const graph = new Graph(rec, training, { seed: step.seed, counters, counterIndex });
   const logits = model.forward(graph, graph.constant(inputs));
   crossEntropyLoss(graph, logits, graph.constant(targets), {
     losses: step.losses,

@@ -15,9 +15,14 @@ function fill(
   c1: number,
   a: number,
   b: number,
+  skip = 0,
 ): void {
-  const params = uniformU32(rec.gpu, [key[0], key[1], c1, out.size, f32Bits(a), f32Bits(b)]);
-  const invocations = mode === 0 ? Math.ceil(out.size / 4) : out.size;
+  if (!Number.isInteger(skip) || skip < 0 || skip > out.size) {
+    throw new ShapeError(`random_fill: skip ${skip} is outside ${out.describe()}`);
+  }
+  const n = out.size - skip;
+  const params = uniformU32(rec.gpu, [key[0], key[1], c1, n, f32Bits(a), f32Bits(b), skip]);
+  const invocations = mode === 0 ? Math.ceil(n / 4) : n;
   rec.dispatch(
     { name: "random_fill", code, constants: { MODE: mode } },
     [out, params],
@@ -36,7 +41,12 @@ export function fillPhiloxWords(
   fill(rec, out, 0, key, c1, 0, 0);
 }
 
-/** Fills an f32 tensor with U[low, high) draws (PyTorch's Linear init uses ±1/√fan_in). */
+/**
+ * Fills an f32 tensor with U[low, high) draws (PyTorch's Linear init uses ±1/√fan_in). With
+ * `skip`, draw i goes to out[skip + i] and the first `skip` elements are left alone: a view
+ * must start at an aligned offset, so an unaligned target is filled through the aligned view
+ * that contains it.
+ */
 export function fillUniform(
   rec: Recorder,
   out: Tensor,
@@ -44,12 +54,13 @@ export function fillUniform(
   c1: number,
   low: number,
   high: number,
+  skip = 0,
 ): void {
   if (out.dtype !== "f32") throw new ShapeError(`fillUniform: ${out.describe()} is not f32`);
-  fill(rec, out, 1, key, c1, low, high);
+  fill(rec, out, 1, key, c1, low, high, skip);
 }
 
-/** Fills an f32 tensor with N(mean, std²) draws (PyTorch's Embedding init is N(0, 1)). */
+/** Fills an f32 tensor with N(mean, std²) draws (Embedding's init is N(0, 1)); `skip` as above. */
 export function fillNormal(
   rec: Recorder,
   out: Tensor,
@@ -57,7 +68,8 @@ export function fillNormal(
   c1: number,
   mean: number,
   std: number,
+  skip = 0,
 ): void {
   if (out.dtype !== "f32") throw new ShapeError(`fillNormal: ${out.describe()} is not f32`);
-  fill(rec, out, 2, key, c1, mean, std);
+  fill(rec, out, 2, key, c1, mean, std, skip);
 }

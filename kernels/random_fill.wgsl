@@ -9,6 +9,8 @@ struct Params {
   n: u32,
   a: f32,
   b: f32,
+  // Draw i is written to out[skip + i] (a target that starts inside an aligned view).
+  skip: u32,
 }
 
 @group(0) @binding(0) var<storage, read_write> out: array<u32>;
@@ -26,7 +28,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     let w = philox4x32_10(vec4<u32>(i, p.c1, 0u, 0u), p.key);
     for (var j = 0u; j < 4u; j = j + 1u) {
       if (base + j < p.n) {
-        out[base + j] = w[j];
+        out[p.skip + base + j] = w[j];
       }
     }
     return;
@@ -41,5 +43,5 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   } else {
     v = p.a + p.b * philox_normal(w.x, w.y);
   }
-  out[i] = bitcast<u32>(v);
+  out[p.skip + i] = bitcast<u32>(v);
 }

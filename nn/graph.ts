@@ -10,8 +10,27 @@
  */
 import type { Gpu } from "../kernels/device.ts";
 import type { Recorder } from "../kernels/program.ts";
+import { streamKey } from "../kernels/philox.ts";
 import { createTensor, type Tensor } from "../kernels/tensor.ts";
 import type { Param } from "./params.ts";
+
+/**
+ * What a forward pass may draw randomness from (dropout): the run seed and the device
+ * counters, whose `counterIndex` slot advances once per step so a replayed step draws afresh.
+ */
+export interface RandomContext {
+  seed: number;
+  counters: Tensor;
+  counterIndex: number;
+}
+
+/** One random site of a graph: the dropout stream's key, the counter slot and a unique index. */
+export interface RandomSite extends RandomContext {
+  /** `streamKey(seed, "dropout")`. */
+  key: [number, number];
+  /** Unique within the graph, in recording order, so two sites never draw the same mask. */
+  callIndex: number;
+}
 
 /** A value in the graph: a device tensor, and whether gradients flow to it. */
 export class Var {
@@ -41,12 +60,34 @@ export class Graph {
   readonly #written = new Set<object>();
   readonly #paramVars = new Map<Param, Var>();
   #names = 0;
+  #randomSites = 0;
 
   constructor(
     readonly rec: Recorder,
-    /** When false, ops record no backward (evaluation and generation). */
+    /** When false, ops record no backward (evaluation and generation) and dropout is off. */
     readonly training: boolean,
+    /** The run's randomness; the harness passes it to every graph it records. */
+    readonly random?: RandomContext,
   ) {}
+
+  /**
+   * A new random site (one per dropout call): the harness's seed and counters with the next
+   * call index. Sites are numbered in recording order, so the same model code gets the same
+   * masks run to run. Throws when the graph was built without a RandomContext.
+   */
+  randomSite(what = "dropout"): RandomSite {
+    if (!this.random) {
+      throw new Error(
+        `${what}: this graph has no random context (new Graph(rec, training, { seed, counters, ` +
+          "counterIndex }))",
+      );
+    }
+    return {
+      ...this.random,
+      key: streamKey(this.random.seed, "dropout"),
+      callIndex: this.#randomSites++,
+    };
+  }
 
   /** The device. */
   get gpu(): Gpu {

@@ -4,20 +4,42 @@
  * are comparable with the lecture.
  */
 import { createTensor, type Tensor } from "../kernels/tensor.ts";
-import { add, linear, matmul, softmax } from "./attention_ops.ts";
+import { add, layerNorm, linear, matmul, softmax } from "./attention_ops.ts";
+import { dropout } from "./elementwise_ops.ts";
 import type { Graph, Var } from "./graph.ts";
 import { embedding } from "./ops.ts";
-import type { Param, ParamStore } from "./params.ts";
+import type { Init, Param, ParamStore } from "./params.ts";
 
-/** nn.Embedding: a [num, dim] table initialised N(0, 1). */
+/**
+ * How Linear and Embedding initialise: "pytorch" is PyTorch's default (Embedding N(0, 1),
+ * Linear U(±1/√in) for weight and bias); "gpt" is the lecture's gpt.py `_init_weights`
+ * (weights N(0, 0.02), biases 0).
+ */
+export type InitScheme = "pytorch" | "gpt";
+
+const GPT_NORMAL: Init = { kind: "normal", mean: 0, std: 0.02 };
+const ZERO: Init = { kind: "constant", value: 0 };
+
+/** The weight init of a Linear layer with `inF` inputs under a scheme. */
+export function linearInit(inF: number, scheme: InitScheme): { weight: Init; bias: Init } {
+  if (scheme === "gpt") return { weight: GPT_NORMAL, bias: ZERO };
+  const bound = 1 / Math.sqrt(inF);
+  const uniform = { kind: "uniform", low: -bound, high: bound } as const;
+  return { weight: uniform, bias: uniform };
+}
+
+/** nn.Embedding: a [num, dim] table, N(0, 1) (PyTorch) or N(0, 0.02) (gpt init). */
 export class Embedding {
   readonly #weight: () => Param;
-  constructor(store: ParamStore, name: string, num: number, readonly dim: number) {
-    this.#weight = store.register(`${name}.weight`, [num, dim], {
-      kind: "normal",
-      mean: 0,
-      std: 1,
-    });
+  constructor(
+    store: ParamStore,
+    name: string,
+    num: number,
+    readonly dim: number,
+    init: InitScheme = "pytorch",
+  ) {
+    const std = init === "gpt" ? 0.02 : 1;
+    this.#weight = store.register(`${name}.weight`, [num, dim], { kind: "normal", mean: 0, std });
   }
   /** Rows for token ids [B,T] → [B,T,dim]. */
   call(g: Graph, idx: Var): Var {
@@ -25,15 +47,21 @@ export class Embedding {
   }
 }
 
-/** nn.Linear: weight [out, in] and optional bias [out], both U(±1/√in). */
+/** nn.Linear: weight [out, in] and optional bias [out], initialised per `init`. */
 export class Linear {
   readonly #weight: () => Param;
   readonly #bias?: () => Param;
-  constructor(store: ParamStore, name: string, inF: number, outF: number, bias = true) {
-    const bound = 1 / Math.sqrt(inF);
-    const init = { kind: "uniform", low: -bound, high: bound } as const;
-    this.#weight = store.register(`${name}.weight`, [outF, inF], init);
-    if (bias) this.#bias = store.register(`${name}.bias`, [outF], init);
+  constructor(
+    store: ParamStore,
+    name: string,
+    inF: number,
+    outF: number,
+    bias = true,
+    init: InitScheme = "pytorch",
+  ) {
+    const inits = linearInit(inF, init);
+    this.#weight = store.register(`${name}.weight`, [outF, inF], inits.weight);
+    if (bias) this.#bias = store.register(`${name}.bias`, [outF], inits.bias);
   }
   /** x [..., in] → [..., out]. */
   call(g: Graph, x: Var): Var {
@@ -66,9 +94,15 @@ export class TokenAndPosition {
   readonly tokens: Embedding;
   readonly positions: Embedding;
   readonly #positionIds = new Map<number, Tensor>();
-  constructor(store: ParamStore, vocabSize: number, blockSize: number, nEmbd: number) {
-    this.tokens = new Embedding(store, "token_embedding_table", vocabSize, nEmbd);
-    this.positions = new Embedding(store, "position_embedding_table", blockSize, nEmbd);
+  constructor(
+    store: ParamStore,
+    vocabSize: number,
+    blockSize: number,
+    nEmbd: number,
+    init: InitScheme = "pytorch",
+  ) {
+    this.tokens = new Embedding(store, "token_embedding_table", vocabSize, nEmbd, init);
+    this.positions = new Embedding(store, "position_embedding_table", blockSize, nEmbd, init);
   }
   /** Sum of the two lookups; positions broadcast over the batch. */
   call(g: Graph, idx: Var): Var {
@@ -85,5 +119,35 @@ export class TokenAndPosition {
       this.#positionIds.set(T, ids);
     }
     return add(g, this.tokens.call(g, idx), this.positions.call(g, g.constant(ids)));
+  }
+}
+
+/** nn.LayerNorm over the last axis: weight 1, bias 0, eps 1e-5. */
+export class LayerNorm {
+  readonly #weight: () => Param;
+  readonly #bias: () => Param;
+  constructor(store: ParamStore, name: string, dim: number) {
+    this.#weight = store.register(`${name}.weight`, [dim], { kind: "constant", value: 1 });
+    this.#bias = store.register(`${name}.bias`, [dim], ZERO);
+  }
+  /** x [..., dim] → [..., dim]. */
+  call(g: Graph, x: Var): Var {
+    return layerNorm(g, x, g.param(this.#weight()), g.param(this.#bias()));
+  }
+}
+
+/**
+ * nn.Dropout(p): active only on training graphs. Each call is its own random site
+ * (`g.randomSite()`: the run's dropout stream, the step counter, a fresh call index), so a
+ * module used twice draws two masks, and every step draws new ones.
+ */
+export class Dropout {
+  constructor(readonly p: number) {
+    if (!(p >= 0 && p < 1)) throw new RangeError(`Dropout: p = ${p} is not in [0, 1)`);
+  }
+  /** x → x with elements zeroed with probability p and the rest scaled by 1/(1 − p). */
+  call(g: Graph, x: Var): Var {
+    if (this.p === 0 || !g.training) return x;
+    return dropout(g, x, this.p, g.randomSite("Dropout"));
   }
 }

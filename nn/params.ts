@@ -49,24 +49,66 @@ const size = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
 // 256 bytes satisfies minStorageBufferOffsetAlignment on every WebGPU device.
 const ALIGN_FLOATS = 64;
 
+/** A group of equally shaped parameters stored back to back (see `registerGroup`). */
+export interface ParamGroup {
+  /** Each member, registered (and checkpointed) under its own name. */
+  parts: (() => Param)[];
+  /**
+   * All members as one parameter [n·shape[0], ...shape[1..]] (member k's rows come k-th):
+   * value, gradient and moments are views over the same arena ranges as the parts'. It is not
+   * listed in `params` (init, checkpoints and the fingerprint see the parts).
+   */
+  whole: () => Param;
+}
+
+const aligned = (floats: number) => Math.ceil(floats / ALIGN_FLOATS) * ALIGN_FLOATS;
+
 /** Registers parameters, then lays them out in arenas on `finalize()`. */
 export class ParamStore {
   readonly #pending: { name: string; shape: number[]; init: Init; offset: number }[] = [];
+  readonly #groups: { name: string; shape: number[]; init: Init; first: number; n: number }[] = [];
   #floats = 0;
   #params: Param[] | undefined;
+  #wholes: Param[] | undefined;
   #arenas: Arenas | undefined;
 
   constructor(readonly gpu: Gpu) {}
 
   /** Declares a parameter; returns a handle whose tensors exist after `finalize()`. */
   register(name: string, shape: number[], init: Init): () => Param {
+    const handle = this.#add(name, shape, init, this.#floats);
+    this.#floats += aligned(size(shape));
+    return handle;
+  }
+
+  /**
+   * Declares parameters of one shape stored contiguously, with no alignment padding between
+   * them, so one kernel can read them as a single matrix (e.g. every attention head's key
+   * weights as [nHead·headSize, nEmbd] for one batched matmul) while each keeps its own name.
+   * Each member is initialised exactly as if registered alone.
+   */
+  registerGroup(name: string, names: readonly string[], shape: number[], init: Init): ParamGroup {
+    if (names.length === 0) throw new Error(`ParamStore: group ${name} has no members`);
+    const first = this.#pending.length;
+    const parts = names.map((n, k) => this.#add(n, shape, init, this.#floats + k * size(shape)));
+    this.#floats += aligned(names.length * size(shape));
+    const g = this.#groups.push({ name, shape, init, first, n: names.length }) - 1;
+    return {
+      parts,
+      whole: () => {
+        if (!this.#wholes) throw new Error(`parameter group ${name} used before finalize()`);
+        return this.#wholes[g];
+      },
+    };
+  }
+
+  #add(name: string, shape: number[], init: Init, offset: number): () => Param {
     if (this.#params) throw new Error(`ParamStore: register(${name}) after finalize()`);
     if (this.#pending.some((p) => p.name === name)) {
       throw new Error(`ParamStore: duplicate parameter name ${name}`);
     }
     const index = this.#pending.length;
-    this.#pending.push({ name, shape, init, offset: this.#floats });
-    this.#floats += Math.ceil(size(shape) / ALIGN_FLOATS) * ALIGN_FLOATS;
+    this.#pending.push({ name, shape, init, offset });
     return () => {
       if (!this.#params) throw new Error(`parameter ${name} used before finalize()`);
       return this.#params[index];
@@ -98,20 +140,30 @@ export class ParamStore {
       v: arena("adam.v"),
     };
     this.#arenas = arenas;
-    this.#params = this.#pending.map((p, index) => {
+    const param = (name: string, shape: number[], init: Init, index: number, offset: number) => {
       const view = (base: Tensor, prefix: string) =>
-        tensorView(base, p.offset * 4, p.shape, prefix + p.name);
+        tensorView(base, offset * 4, shape, prefix + name);
       return {
-        name: p.name,
-        shape: p.shape,
-        init: p.init,
+        name,
+        shape,
+        init,
         index,
         value: view(arenas.params, ""),
         grad: view(arenas.grads, "grad."),
         m: view(arenas.m, "adam.m."),
         v: view(arenas.v, "adam.v."),
       };
-    });
+    };
+    this.#params = this.#pending.map((p, index) => param(p.name, p.shape, p.init, index, p.offset));
+    this.#wholes = this.#groups.map((g) =>
+      param(
+        g.name,
+        [g.n * g.shape[0], ...g.shape.slice(1)],
+        g.init,
+        -1,
+        this.#pending[g.first].offset,
+      )
+    );
     return this.#params;
   }
 
@@ -136,10 +188,21 @@ export class ParamStore {
   recordInit(rec: Recorder, seed: number): void {
     const key = streamKey(seed, "init");
     for (const p of this.params) {
-      if (p.init.kind === "normal") fillNormal(rec, p.value, key, p.index, p.init.mean, p.init.std);
-      else if (p.init.kind === "uniform") {
-        fillUniform(rec, p.value, key, p.index, p.init.low, p.init.high);
-      } else fillUniform(rec, p.value, key, p.index, p.init.value, p.init.value);
+      // A group member may start between alignment boundaries: fill it through the aligned
+      // view that ends with it, skipping the elements before it.
+      const start = (p.value.byteOffset - this.arenas.params.byteOffset) / 4;
+      const skip = start % ALIGN_FLOATS;
+      const out = skip === 0 ? p.value : tensorView(
+        this.arenas.params,
+        p.value.byteOffset - skip * 4,
+        [skip + p.value.size],
+        `init.${p.name}`,
+      );
+      if (p.init.kind === "normal") {
+        fillNormal(rec, out, key, p.index, p.init.mean, p.init.std, skip);
+      } else if (p.init.kind === "uniform") {
+        fillUniform(rec, out, key, p.index, p.init.low, p.init.high, skip);
+      } else fillUniform(rec, out, key, p.index, p.init.value, p.init.value, skip);
     }
   }
 
