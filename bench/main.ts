@@ -97,7 +97,7 @@ export async function runBench(argv: string[]): Promise<number> {
   const training: TrainingRecord[] = [];
   const torchModels: Record<string, unknown>[] = [];
   const fence = createFence(gpu);
-  const emptyUs = (await emptyDispatchUs(gpu, await readbackFloorMs(gpu, fence), fence)).us;
+  const emptyUs = await emptyDispatchUs(gpu, await readbackFloorMs(gpu, fence), fence);
   fence.destroy();
   const { run: benches, missing } = availableBenches();
   if (args.only !== "kernels") {

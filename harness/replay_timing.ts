@@ -86,18 +86,17 @@ export function encodeReplays(
 const MAX_REPLAYS = 20_000;
 
 /**
- * Milliseconds per replay of `dispatches` (see the module comment). Calibration doubles as the
- * warm-up: the replay count grows until a submission is clearly above the readback floor.
+ * Replays per submission so that one lasts about `trialSeconds`; doubles as the warm-up: the
+ * count grows until a submission is clearly above the readback floor.
  */
-export async function timeReplays(
+export async function calibrateReplays(
   gpu: Gpu,
   floorMs: number,
   fence: GPUBuffer,
   dispatches: readonly Dispatch[],
   opts: ReplayTimingOptions = {},
-): Promise<ReplayTime> {
+): Promise<number> {
   const trialMs = 1000 * (opts.trialSeconds ?? 0.25);
-  const trials = opts.trials ?? 3;
   const timeOnce = (n: number) => timeSubmission(gpu, encodeReplays(gpu, dispatches, n), fence);
   let replays = 1;
   let ms = await timeOnce(replays) - floorMs;
@@ -105,17 +104,45 @@ export async function timeReplays(
     replays = Math.min(MAX_REPLAYS, replays * 8);
     ms = await timeOnce(replays) - floorMs;
   }
-  replays = Math.max(
-    1,
-    Math.min(MAX_REPLAYS, Math.round((replays * trialMs) / Math.max(ms, 1e-3))),
-  );
-  const trialsMs: number[] = [];
-  for (let t = 0; t < trials; t++) trialsMs.push(await timeOnce(replays));
-  return {
-    msPerReplay: Math.max(0, median(trialsMs) - floorMs) / replays,
-    replays,
-    trialsMs: trialsMs.map((t) => Math.round(t * 100) / 100),
-  };
+  return Math.max(1, Math.min(MAX_REPLAYS, Math.round((replays * trialMs) / Math.max(ms, 1e-3))));
+}
+
+/**
+ * Milliseconds per replay of each group of dispatches (see the module comment). The groups take
+ * turns, trial by trial, so that a change in the machine's load reaches all of them alike.
+ */
+export async function timeReplaysInTurn(
+  gpu: Gpu,
+  floorMs: number,
+  fence: GPUBuffer,
+  groups: readonly (readonly Dispatch[])[],
+  opts: ReplayTimingOptions = {},
+): Promise<ReplayTime[]> {
+  const counts: number[] = [];
+  for (const g of groups) counts.push(await calibrateReplays(gpu, floorMs, fence, g, opts));
+  const trials = groups.map((): number[] => []);
+  for (let t = 0; t < (opts.trials ?? 3); t++) {
+    for (const [i, g] of groups.entries()) {
+      trials[i].push(await timeSubmission(gpu, encodeReplays(gpu, g, counts[i]), fence));
+    }
+  }
+  return trials.map((ms, i) => ({
+    msPerReplay: Math.max(0, median(ms) - floorMs) / counts[i],
+    replays: counts[i],
+    trialsMs: ms.map((t) => Math.round(t * 100) / 100),
+  }));
+}
+
+/** Milliseconds per replay of one group of dispatches. */
+export async function timeReplays(
+  gpu: Gpu,
+  floorMs: number,
+  fence: GPUBuffer,
+  dispatches: readonly Dispatch[],
+  opts: ReplayTimingOptions = {},
+): Promise<ReplayTime> {
+  const [time] = await timeReplaysInTurn(gpu, floorMs, fence, [dispatches], opts);
+  return time;
 }
 
 // The cheapest dispatch a kernel can make: one invocation that bumps one word of a storage
@@ -126,25 +153,24 @@ const EMPTY_KERNEL = {
 @compute @workgroup_size(1) fn main() { touched[0] = touched[0] + 1u; }`,
 };
 
-/** Microseconds one near-empty dispatch costs on this adapter, replayed back to back. */
-export async function emptyDispatchUs(
-  gpu: Gpu,
-  floorMs: number,
-  fence: GPUBuffer,
-  opts: ReplayTimingOptions = {},
-): Promise<ReplayTime & { us: number }> {
+/** A near-empty dispatch that bumps the first word of `fence` (see createFence). */
+export function emptyDispatch(gpu: Gpu, fence: GPUBuffer): Dispatch {
   const pipeline = pipelineFor(gpu, EMPTY_KERNEL);
   const bindGroup = gpu.device.createBindGroup({
     label: EMPTY_KERNEL.name,
     layout: pipeline.getBindGroupLayout(0),
     entries: [{ binding: 0, resource: { buffer: fence } }],
   });
-  const dispatch: Dispatch = {
-    kernel: EMPTY_KERNEL.name,
-    pipeline,
-    bindGroup,
-    workgroups: [1, 1, 1],
-  };
-  const timed = await timeReplays(gpu, floorMs, fence, [dispatch], opts);
-  return { ...timed, us: 1000 * timed.msPerReplay };
+  return { kernel: EMPTY_KERNEL.name, pipeline, bindGroup, workgroups: [1, 1, 1] };
+}
+
+/** Microseconds one near-empty dispatch costs on this adapter, replayed back to back. */
+export async function emptyDispatchUs(
+  gpu: Gpu,
+  floorMs: number,
+  fence: GPUBuffer,
+  opts: ReplayTimingOptions = {},
+): Promise<number> {
+  const timed = await timeReplays(gpu, floorMs, fence, [emptyDispatch(gpu, fence)], opts);
+  return 1000 * timed.msPerReplay;
 }

@@ -17,10 +17,10 @@ import type { Gpu } from "../kernels/device.ts";
 import type { Dispatch, Plan } from "../kernels/program.ts";
 import {
   createFence,
-  emptyDispatchUs,
+  emptyDispatch,
   readbackFloorMs,
   type ReplayTimingOptions,
-  timeReplays,
+  timeReplaysInTurn,
 } from "./replay_timing.ts";
 
 /** One kernel's share of a step, measured by replaying only its dispatches. */
@@ -74,25 +74,30 @@ export async function profileStep(
   const fence = createFence(gpu);
   try {
     const floorMs = await readbackFloorMs(gpu, fence);
-    const kernels: KernelStepTime[] = [];
-    for (const [kernel, dispatches] of dispatchesByKernel(plan.dispatches)) {
-      const t = await timeReplays(gpu, floorMs, fence, dispatches, opts);
-      kernels.push({
-        kernel,
-        dispatchesPerStep: dispatches.length,
-        msPerStep: t.msPerReplay,
-        replays: t.replays,
-      });
-    }
+    const groups = [...dispatchesByKernel(plan.dispatches)];
+    // The whole step and an empty dispatch take turns with the kernels, so load changes reach every figure alike.
+    const times = await timeReplaysInTurn(
+      gpu,
+      floorMs,
+      fence,
+      [...groups.map(([, dispatches]) => dispatches), plan.dispatches, [emptyDispatch(gpu, fence)]],
+      opts,
+    );
+    const empty = times.pop()!;
+    const full = times.pop()!;
+    const kernels: KernelStepTime[] = groups.map(([kernel, dispatches], i) => ({
+      kernel,
+      dispatchesPerStep: dispatches.length,
+      msPerStep: times[i].msPerReplay,
+      replays: times[i].replays,
+    }));
     kernels.sort((a, b) => b.msPerStep - a.msPerStep || a.kernel.localeCompare(b.kernel));
-    const full = await timeReplays(gpu, floorMs, fence, plan.dispatches, opts);
-    const empty = await emptyDispatchUs(gpu, floorMs, fence, opts);
     return {
       dispatchesPerStep: plan.dispatches.length,
       kernels,
       fullReplayMs: full.msPerReplay,
       fullReplays: full.replays,
-      emptyDispatchUs: empty.us,
+      emptyDispatchUs: 1000 * empty.msPerReplay,
       readbackFloorMs: floorMs,
       trials: opts.trials ?? 3,
     };
