@@ -14,7 +14,7 @@ import { dispatchOverheadShare } from "../harness/step_profile.ts";
 import { benchKernels, type BenchResult } from "./kernels_bench.ts";
 import { findTorchPython, runTorchBench, type TorchRun, torchVariants } from "./torch.ts";
 import { availableBenches, measureBench, torchSpec } from "./training_bench.ts";
-import type { TrainTiming } from "../harness/train.ts";
+import type { TrainPath, TrainTiming } from "../harness/train.ts";
 
 export const USAGE = `usage: deno task bench [--vs-torch] [--python PATH] [--steps N]
                         [--only kernels|training] [--help]
@@ -39,9 +39,12 @@ export interface TrainingRecord {
   label: string;
   steps: number;
   stepsPerSec: number;
+  path: TrainPath;
   dispatchesPerStep: number;
   /** dispatchesPerStep × emptyDispatchUs over the step's wall time. */
   dispatchOverheadShare: number;
+  /** The 1-minute load average when this figure's measurement began. */
+  loadavg1: number;
   timing: TrainTiming;
 }
 
@@ -94,41 +97,46 @@ export async function runBench(argv: string[]): Promise<number> {
   const loadBefore = Deno.loadavg();
   const rows: BenchRow[] = [];
   if (args.only !== "training") rows.push(...await benchKernels());
-  const training: TrainingRecord[] = [];
-  const torchModels: Record<string, unknown>[] = [];
   const fence = createFence(gpu);
   const emptyUs = await emptyDispatchUs(gpu, await readbackFloorMs(gpu, fence), fence);
   fence.destroy();
-  const { run: benches, missing } = availableBenches();
-  if (args.only !== "kernels") {
-    for (const bench of benches) {
-      const steps = bench.steps(args.steps);
-      const figure = await measureBench(bench, args.steps);
-      const stepWallMs = 1000 / figure.stepsPerSec;
-      training.push({
-        experiment: bench.experiment,
-        label: bench.label,
-        steps,
-        stepsPerSec: figure.stepsPerSec,
-        dispatchesPerStep: figure.dispatchesPerStep,
-        dispatchOverheadShare: dispatchOverheadShare(figure.dispatchesPerStep, emptyUs, stepWallMs),
-        timing: figure.timing,
-      });
-      rows.push({ name: bench.label, value: figure.stepsPerSec, unit: "steps/s" });
-      const spec = torchSpec(bench, figure, steps);
-      if (spec) torchModels.push({ ...spec, name: bench.label });
-    }
+  const python = args.vsTorch ? await findTorchPython(args.python) : undefined;
+  if (args.vsTorch && !python) {
+    console.error("PyTorch not found: `apt-get install python3-torch` for --vs-torch");
   }
-  let torch: TorchRun[] = [];
-  if (args.vsTorch && torchModels.length > 0) {
-    const python = await findTorchPython(args.python);
-    if (python) torch = await runTorchBench(python, torchModels, torchVariants());
-    else console.error("PyTorch not found: `apt-get install python3-torch` for --vs-torch");
-    for (const r of rows) {
-      for (const run of torch) {
-        const figure = run.figures[r.name];
-        if (figure !== undefined) (r.torch ??= {})[run.variant.label] = figure;
-      }
+  const { run: benches, missing } = availableBenches();
+  const training: TrainingRecord[] = [];
+  const torch = new Map<string, TorchRun>();
+  for (const bench of args.only === "kernels" ? [] : benches) {
+    const loadavg1 = Deno.loadavg()[0];
+    const figure = await measureBench(bench, args.steps);
+    const steps = bench.steps(args.steps);
+    training.push({
+      experiment: bench.experiment,
+      label: bench.label,
+      steps,
+      stepsPerSec: figure.stepsPerSec,
+      path: figure.path,
+      dispatchesPerStep: figure.dispatchesPerStep,
+      dispatchOverheadShare: dispatchOverheadShare(
+        figure.dispatchesPerStep,
+        emptyUs,
+        1000 / figure.stepsPerSec,
+      ),
+      loadavg1,
+      timing: figure.timing,
+    });
+    const row: BenchRow = { name: bench.label, value: figure.stepsPerSec, unit: "steps/s" };
+    rows.push(row);
+    const spec = torchSpec(bench, figure, steps);
+    if (!python || !spec) continue;
+    // PyTorch trains each model right after seedlab did, so both see the machine's load alike.
+    for (const run of await runTorchBench(python, [spec], torchVariants())) {
+      const label = run.variant.label;
+      const merged = torch.get(label) ?? { ...run, figures: {} };
+      Object.assign(merged.figures, run.figures);
+      torch.set(label, merged);
+      (row.torch ??= {})[label] = run.figures[bench.label];
     }
   }
   const loadAfter = Deno.loadavg();
@@ -138,7 +146,7 @@ export async function runBench(argv: string[]): Promise<number> {
     `load average: ${loadBefore[0].toFixed(2)} before, ${loadAfter[0].toFixed(2)} after, on ` +
       `${navigator.hardwareConcurrency} cores (figures drop as other work shares them)`,
   );
-  for (const run of torch) {
+  for (const run of torch.values()) {
     console.log(
       `PyTorch ${run.torch} (${run.variant.label}): ${run.threads} intra-op thread(s), ` +
         `BLAS in use: ${run.blas.name}${run.blas.library ? ` [${run.blas.library}]` : ""}`,
@@ -147,7 +155,7 @@ export async function runBench(argv: string[]): Promise<number> {
   if (missing.length > 0) {
     console.log(`not registered, so not benched: ${missing.join(", ")}`);
   }
-  console.log(formatRows(rows, torch));
+  console.log(formatRows(rows, [...torch.values()]));
   if (training.length > 0) console.log(`\n${formatDispatches(training, emptyUs)}`);
   const stamp = new Date().toISOString().replace(/[:.]/g, "-");
   const path = fromFileUrl(new URL(`./results/${stamp}.json`, import.meta.url));
@@ -157,7 +165,7 @@ export async function runBench(argv: string[]): Promise<number> {
     steps: args.steps,
     loadavg: { before: loadBefore, after: loadAfter, cores: navigator.hardwareConcurrency },
     emptyDispatchUs: emptyUs,
-    torch,
+    torch: [...torch.values()],
     rows,
     training,
   };
@@ -181,10 +189,13 @@ export function formatRows(rows: readonly BenchRow[], torch: readonly TorchRun[]
 /** Per training figure: dispatches per step and the share of the step that launching them is. */
 export function formatDispatches(training: readonly TrainingRecord[], emptyUs: number): string {
   const lines = training.map((t) =>
-    `${t.experiment}${t.label.includes("unfused") ? " (graph)" : ""}: ${t.dispatchesPerStep} ` +
+    `${t.experiment} (${t.path} path): ${t.dispatchesPerStep} ` +
     `dispatches/step × ${emptyUs.toFixed(1)} µs = ` +
     `${((t.dispatchesPerStep * emptyUs) / 1000).toFixed(2)} ms of a ` +
-    `${(1000 / t.stepsPerSec).toFixed(2)} ms step (${(100 * t.dispatchOverheadShare).toFixed(1)}%)`
+    `${(1000 / t.stepsPerSec).toFixed(2)} ms step (${
+      (100 * t.dispatchOverheadShare).toFixed(1)
+    }%); ` +
+    `load average ${t.loadavg1.toFixed(1)} when its measurement began`
   );
   return [
     `dispatch overhead (an empty dispatch costs ${emptyUs.toFixed(1)} µs on this adapter):`,

@@ -13,12 +13,14 @@ import { resolveConfig } from "../harness/config.ts";
 import { loadCorpus, tokenize } from "../harness/data.ts";
 import { stepCapturingSubmitter } from "../harness/profile.ts";
 import { createProgress } from "../harness/progress.ts";
-import { trainLanguageModel, type TrainTiming } from "../harness/train.ts";
+import { trainLanguageModel, type TrainPath, type TrainTiming } from "../harness/train.ts";
 
 /** A training measurement: steps/s over the step loop, dispatches per step, host time. */
 export interface TrainingFigure {
   stepsPerSec: number;
   dispatchesPerStep: number;
+  /** Which step ran: the model's fused kernels or the autograd graph. */
+  path: TrainPath;
   timing: TrainTiming;
   /** The resolved config and the corpus's vocabulary size (for the PyTorch side). */
   config: Record<string, unknown>;
@@ -67,6 +69,7 @@ export async function trainingStepsPerSec(
   return {
     stepsPerSec: outcome.stepsTrained / (outcome.trainMs / 1000),
     dispatchesPerStep: capture.stepPlan()?.dispatches.length ?? 0,
+    path: outcome.path,
     timing: outcome.timing,
     config: config as Record<string, unknown>,
     vocab: corpus.vocab.length,
@@ -85,12 +88,12 @@ export interface TrainingBench {
   runs: number;
   /** false: force the autograd graph path. */
   fused: boolean;
-  /** Model keys for torch_bench.py from the resolved config; undefined: no PyTorch column. */
-  torch?(config: Record<string, unknown>): Record<string, unknown>;
+  /**
+   * torch_bench.py's model keys from the resolved config's `model` section; undefined: no
+   * PyTorch column.
+   */
+  torch?(model: Record<string, unknown>): Record<string, unknown>;
 }
-
-// deno-lint-ignore no-explicit-any
-type AnyConfig = any;
 
 /** What the bench trains, in order. */
 export const TRAINING_BENCHES: readonly TrainingBench[] = [
@@ -115,11 +118,7 @@ export const TRAINING_BENCHES: readonly TrainingBench[] = [
     steps: (n) => Math.ceil(n / 2),
     runs: 1,
     fused: true,
-    torch: (c: AnyConfig) => ({
-      kind: "attention_head",
-      n_embd: c.model.nEmbd,
-      head_size: c.model.headSize,
-    }),
+    torch: (m) => ({ kind: "attention_head", n_embd: m.nEmbd, head_size: m.headSize }),
   },
   {
     experiment: "gpt",
@@ -127,15 +126,16 @@ export const TRAINING_BENCHES: readonly TrainingBench[] = [
     steps: (n) => Math.max(20, Math.ceil(n / 20)),
     runs: 1,
     fused: true,
-    torch: (c: AnyConfig) => ({
+    torch: (m) => ({
       kind: "gpt",
-      n_embd: c.model.nEmbd,
-      n_head: c.model.nHead,
-      n_layer: c.model.nLayer,
-      dropout: c.model.dropout ?? 0,
-      ffn_mult: c.model.ffnMult ?? 4,
-      residual: c.model.residual ?? true,
-      layer_norm: c.model.layerNorm ?? true,
+      n_embd: m.nEmbd,
+      n_head: m.nHead,
+      n_layer: m.nLayer,
+      // Keys an older gpt config lacks take the lecture's values.
+      dropout: m.dropout ?? 0,
+      ffn_mult: m.ffnMult ?? 4,
+      residual: m.residual ?? true,
+      layer_norm: m.layerNorm ?? true,
     }),
   },
 ];
@@ -170,14 +170,17 @@ export function torchSpec(
   steps: number,
 ): Record<string, unknown> | undefined {
   if (!bench.torch) return undefined;
-  const c = figure.config as AnyConfig;
+  const { train, model } = figure.config as {
+    train: LanguageModelConfig["train"];
+    model?: Record<string, unknown>;
+  };
   return {
     name: bench.label,
     steps,
-    batch: c.train.batchSize,
-    block: c.train.blockSize,
-    lr: c.train.lr,
+    batch: train.batchSize,
+    block: train.blockSize,
+    lr: train.lr,
     vocab: figure.vocab,
-    ...bench.torch(figure.config),
+    ...bench.torch(model ?? {}),
   };
 }

@@ -84,6 +84,7 @@ Deno.test("torchSpec carries the experiment's resolved config to torch_bench.py"
   const figure = {
     stepsPerSec: 1,
     dispatchesPerStep: 2,
+    path: "fused" as const,
     timing: {} as never,
     vocab: 65,
     config: {
@@ -142,14 +143,16 @@ Deno.test("formatRows gives one PyTorch figure and ratio per BLAS; formatDispatc
     experiment: "gpt",
     label: "gpt train",
     steps: 10,
+    path: "graph",
     stepsPerSec: 20,
     dispatchesPerStep: 400,
     dispatchOverheadShare: 0.4,
+    loadavg1: 1,
     timing: {} as never,
   };
   assert.match(
     formatDispatches([record], 50),
-    /gpt: 400 dispatches\/step × 50\.0 µs = 20\.00 ms of a 50\.00 ms step \(40\.0%\)/,
+    /gpt \(graph path\): 400 dispatches\/step × 50\.0 µs = 20\.00 ms of a 50\.00 ms step \(40\.0%\)/,
   );
 });
 
