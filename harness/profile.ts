@@ -182,6 +182,7 @@ export function stepCapturingSubmitter(
 export function createRunProfile(gpu: Gpu, opts: { trialSeconds?: number } = {}): RunProfile {
   const capture = stepCapturingSubmitter(gpu);
   let measured: StepProfile | undefined;
+  const loadAtStart = Deno.loadavg()[0];
   return {
     submitter: capture.submitter,
     get measured() {
@@ -196,7 +197,12 @@ export function createRunProfile(gpu: Gpu, opts: { trialSeconds?: number } = {})
       measured = await profileStep(gpu, stepPlan, { trialSeconds: opts.trialSeconds });
       measured.timestampMsPerStep = await timestampsPerStep(gpu, stepPlan);
       const stepWallMs = run.trainMs / run.stepsTrained;
-      return `${formatStepProfile(measured, stepWallMs)}\n\n${host}`;
+      // The run and the replays happen at different times: on a shared machine the last
+      // remainder also carries any change in load between them, so both loads are printed.
+      const load = `load average (1 min): ${loadAtStart.toFixed(2)} when the run began, ` +
+        `${Deno.loadavg()[0].toFixed(2)} after the replays, on ${navigator.hardwareConcurrency} ` +
+        "cores; the host row also absorbs any change in load between the run and the replays.";
+      return `${formatStepProfile(measured, stepWallMs)}\n${load}\n\n${host}`;
     },
   };
 }

@@ -168,8 +168,14 @@ Deno.test("a profiled bigram run trains exactly like an unprofiled one", async (
     "fused_bigram_loss_grad",
     "fused_bigram_update",
   ]);
-  for (const k of measured.kernels) assert.ok(k.msPerStep > 0 && k.replays >= 1, k.kernel);
-  assert.ok(measured.fullReplayMs > 0 && measured.emptyDispatchUs > 0);
+  // Times themselves are not asserted (the machine is shared): only that each was measured.
+  const measuredTimes = [
+    ...measured.kernels.map((k) => k.msPerStep),
+    measured.fullReplayMs,
+    measured.emptyDispatchUs,
+  ];
+  assert.ok(measuredTimes.every((t) => Number.isFinite(t) && t >= 0), String(measuredTimes));
+  assert.ok(measured.kernels.every((k) => k.replays >= 1) && measured.fullReplays >= 1);
   // The printed rows sum to the step's wall time: kernels + both remainders = wall.
   const ms = (name: RegExp) => Number(report.match(name)![1].replace("−", "-"));
   const sum = ms(/^sum of kernels replayed alone\s+2\s+([\d.]+)/m);
