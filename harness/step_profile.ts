@@ -75,7 +75,8 @@ export async function profileStep(
   try {
     const floorMs = await readbackFloorMs(gpu, fence);
     const groups = [...dispatchesByKernel(plan.dispatches)];
-    // The whole step and an empty dispatch take turns with the kernels, so load changes reach every figure alike.
+    // The whole step and an empty dispatch take turns with the kernels, so that a change in
+    // the machine's load reaches every figure alike.
     const times = await timeReplaysInTurn(
       gpu,
       floorMs,
