@@ -140,7 +140,7 @@ export const TRAINING_BENCHES: readonly TrainingBench[] = [
   },
 ];
 
-/** The benches whose experiment is registered (the others are named, to say why they are absent). */
+/** The benches whose experiment is registered, and the names of those that are not. */
 export function availableBenches(): { run: TrainingBench[]; missing: string[] } {
   const run = TRAINING_BENCHES.filter((b) =>
     experiments.get(b.experiment)?.kind === "language-model"
