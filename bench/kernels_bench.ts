@@ -14,6 +14,7 @@
  * so figures move by ±10% between runs; the median keeps one slow trial out.
  */
 import { getGpu, type Gpu } from "../kernels/device.ts";
+import { embeddingBackward } from "../kernels/embedding.ts";
 import { layerNorm } from "../kernels/layernorm.ts";
 import {
   chooseMatmulKernel,
@@ -43,7 +44,7 @@ const TRIALS = 5;
 const TRIAL_SECONDS = 0.3;
 
 /** A tensor of U[-1, 1) values filled on the device. */
-async function randomTensor(gpu: Gpu, shape: number[], name: string): Promise<Tensor> {
+export async function randomTensor(gpu: Gpu, shape: number[], name: string): Promise<Tensor> {
   const t = createTensor(gpu, shape, "f32", name);
   await runOnce(gpu, (rec) => fillUniform(rec, t, [7, 7], shape.length, -1, 1));
   return t;
@@ -58,7 +59,7 @@ async function timeSubmission(gpu: Gpu, plan: Plan | undefined, out: Tensor): Pr
 }
 
 /** Median latency of a readback with nothing queued before it: subtracted from every trial. */
-async function readbackFloorMs(gpu: Gpu): Promise<number> {
+export async function readbackFloorMs(gpu: Gpu): Promise<number> {
   const probe = createTensor(gpu, [4], "f32", "probe");
   const times: number[] = [];
   for (let i = 0; i < 2 * TRIALS; i++) times.push(await timeSubmission(gpu, undefined, probe));
@@ -270,6 +271,32 @@ export async function benchKernels(): Promise<BenchResult[]> {
     unit: "krows/s",
     detail: detail(ln.reps),
   });
+  // Embedding backward at the bigram's and the small GPT's token-embedding shapes: index build
+  // and gather, with the ids fixed (a step samples new ones on the device; the cost is the same).
+  for (const [B, T, V, C] of [[32, 8, 65, 65], [16, 32, 65, 64]]) {
+    const ids = createTensor(
+      gpu,
+      [B, T],
+      "u32",
+      "ids",
+      Uint32Array.from({ length: B * T }, (_, i) => (i * 7919) % V),
+    );
+    const dOut = await randomTensor(gpu, [B, T, C], "dOut");
+    const dTable = createTensor(gpu, [V, C], "f32", "dTable");
+    const eb = await timePerRep(
+      gpu,
+      floorMs,
+      (rec) => embeddingBackward(rec, ids, dOut, dTable, false),
+      dTable,
+    );
+    results.push({
+      name: `embeddingBackward B=${B} T=${T} V=${V} C=${C}`,
+      value: eb.seconds * 1e6,
+      unit: "µs/call",
+      detail: detail(eb.reps, ", 2 dispatches per call (index build, gather)"),
+      trialsMs: trialsMs(eb),
+    });
+  }
   results.push({
     name: "readback latency subtracted from each trial",
     value: floorMs,

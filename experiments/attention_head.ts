@@ -62,6 +62,9 @@ export const attentionHead: LanguageModelExperiment<z.infer<typeof schema>> = {
     const lmHead = new Linear(store, "lm_head", headSize, vocabSize);
     const model: LanguageModel = {
       forward: (g, idx) => lmHead.call(g, head.call(g, embed.call(g, idx))),
+      // The graph path's lm_head: logits, cross-entropy and its gradient in one pass.
+      forwardLoss: (g, idx, targets, sink) =>
+        void lmHead.loss(g, head.call(g, embed.call(g, idx)), targets, sink),
     };
     // The fused kernels (two dispatches per step instead of ~27) whenever the shape fits the
     // device. A shape that does not (an invocation past llvmpipe's loop limit, a scratch past

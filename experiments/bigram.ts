@@ -4,7 +4,7 @@
  */
 import { z } from "zod";
 import { fusedBigramEval, fusedBigramStep } from "../kernels/fused_bigram.ts";
-import { embedding } from "../nn/ops.ts";
+import { Embedding } from "../nn/modules.ts";
 import type { LanguageModel, LanguageModelExperiment } from "./types.ts";
 import { languageModelSchema } from "./types.ts";
 
@@ -24,24 +24,19 @@ export const bigram: LanguageModelExperiment<z.infer<typeof schema>> = {
   summary: "bigram language model: logits = table[token] (V×V), AdamW",
   schema,
   createModel(store, _config, vocabSize): LanguageModel {
-    // nn.Embedding's default init: N(0, 1).
-    const table = store.register("token_embedding_table.weight", [vocabSize, vocabSize], {
-      kind: "normal",
-      mean: 0,
-      std: 1,
-    });
+    const table = new Embedding(store, "token_embedding_table", vocabSize, vocabSize);
     return {
-      forward: (g, idx) => embedding(g, g.param(table()), idx),
+      forward: (g, idx) => table.call(g, idx),
       // The whole step in two dispatches instead of five, bit-identical to `forward` + autograd.
       recordTrainStep: (step) =>
         fusedBigramStep(step.rec, {
           ...step,
-          table: table().value,
+          table: table.weight().value,
           params: step.arenas.params,
           m: step.arenas.m,
           v: step.arenas.v,
         }),
-      recordEvalStep: (step) => fusedBigramEval(step.rec, { ...step, table: table().value }),
+      recordEvalStep: (step) => fusedBigramEval(step.rec, { ...step, table: table.weight().value }),
     };
   },
 };

@@ -7,7 +7,8 @@
 import { z } from "zod";
 import { type InitScheme, LayerNorm, Linear, TokenAndPosition } from "../nn/modules.ts";
 import type { ParamStore } from "../nn/params.ts";
-import { Block } from "../nn/transformer.ts";
+import { Block, type ResidualStream } from "../nn/transformer.ts";
+import type { Graph, Var } from "../nn/graph.ts";
 import type { LanguageModel, LanguageModelExperiment } from "./types.ts";
 import { languageModelSchema } from "./types.ts";
 
@@ -58,13 +59,19 @@ export function createGpt(store: ParamStore, config: GptConfig, vocabSize: numbe
     }));
   const lnF = m.layerNorm ? new LayerNorm(store, "ln_f", m.nEmbd) : undefined;
   const lmHead = new Linear(store, "lm_head", m.nEmbd, vocabSize, true, init);
+  // lm_head's input: the blocks on the residual stream, each residual add fused into the
+  // norm that reads it (the next block's ln1, ln_f after the last).
+  const features = (g: Graph, idx: Var): Var => {
+    let stream: ResidualStream = { x: embed.call(g, idx) };
+    blocks.forEach((block, i) => {
+      stream = block.step(g, stream, i + 1 < blocks.length ? blocks[i + 1].ln1 : lnF);
+    });
+    return stream.normed ?? stream.x;
+  };
   return {
-    forward(g, idx) {
-      let x = embed.call(g, idx);
-      for (const block of blocks) x = block.call(g, x);
-      if (lnF) x = lnF.call(g, x);
-      return lmHead.call(g, x);
-    },
+    forward: (g, idx) => lmHead.call(g, features(g, idx)),
+    // Logits, cross-entropy and their gradient in one classifier pass.
+    forwardLoss: (g, idx, targets, sink) => void lmHead.loss(g, features(g, idx), targets, sink),
   };
 }
 

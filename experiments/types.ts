@@ -4,6 +4,7 @@ import type { Gpu } from "../kernels/device.ts";
 import type { DeviceBatch } from "../kernels/batch.ts";
 import type { Recorder } from "../kernels/program.ts";
 import type { Graph, Var } from "../nn/graph.ts";
+import type { LossSink } from "../nn/ops.ts";
 import type { Arenas, ParamStore } from "../nn/params.ts";
 
 /** The config sections every language-model experiment shares (defaults: the lecture's). */
@@ -64,6 +65,13 @@ export interface LanguageModel {
    * and a call index of its own (see the Dropout module).
    */
   forward(g: Graph, idx: Var): Var;
+  /**
+   * Optional: records the logits and their mean cross-entropy against `targets` into `sink`
+   * together (e.g. Linear.loss, one fused classifier pass). The harness then uses it for the
+   * training and evaluation batches instead of `forward` + crossEntropyLoss; generation still
+   * uses `forward`. Must compute the same loss.
+   */
+  forwardLoss?(g: Graph, idx: Var, targets: Var, sink: LossSink): void;
   /**
    * Optional fused training step (batch → loss → backward → AdamW) that records fewer
    * dispatches than the autograd graph; the harness uses it when present (TrainOptions.fused

@@ -402,12 +402,13 @@ function recordBatchLoss(model: LanguageModel, step: BatchStep, training: boolea
   sampleBatch(rec, { tokens: step.tokens, counters, counterIndex, key: step.key, inputs, targets });
   // Dropout draws from the seed's dropout stream at this step's counter; evaluation runs none.
   const graph = new Graph(rec, training, { seed: step.seed, counters, counterIndex });
-  const logits = model.forward(graph, graph.constant(inputs));
-  crossEntropyLoss(graph, logits, graph.constant(targets), {
-    losses: step.losses,
-    counters,
-    counterIndex,
-  });
+  const sink = { losses: step.losses, counters, counterIndex };
+  if (model.forwardLoss) {
+    model.forwardLoss(graph, graph.constant(inputs), graph.constant(targets), sink);
+  } else {
+    const logits = model.forward(graph, graph.constant(inputs));
+    crossEntropyLoss(graph, logits, graph.constant(targets), sink);
+  }
   return graph;
 }
 

@@ -21,6 +21,27 @@ const NO_GRAD_PRELUDE = `
 fn write_grad(i: u32, g: f32) {}
 `;
 
+// The bias gradient of a classifier (logits = x·Wᵀ + b): Σ_rows d_logits, one column per
+// invocation, rows in order, after every invocation's d_logits stores are visible.
+const BIAS_GRAD_PRELUDE = `
+@group(0) @binding(5) var<storage, read_write> d_bias: array<f32>;
+override ACCUMULATE_BIAS: bool = false;
+fn sum_bias_grad(li: u32) {
+  storageBarrier();
+  for (var col = li; col < V; col = col + 256u) {
+    var s = 0.0;
+    for (var r = 0u; r < N; r = r + 1u) {
+      s = s + d_logits[r * V + col];
+    }
+    d_bias[col] = select(s, d_bias[col] + s, ACCUMULATE_BIAS);
+  }
+}
+`;
+
+const NO_BIAS_GRAD_PRELUDE = `
+fn sum_bias_grad(li: u32) {}
+`;
+
 /** Arguments of `crossEntropy`. */
 export interface CrossEntropyArgs {
   /** f32 [N, V] or [B, T, V]. */
@@ -33,21 +54,35 @@ export interface CrossEntropyArgs {
   counterIndex: number;
   /** When given, receives (softmax(row) − onehot(target)) / N, the gradient of the mean. */
   dLogits?: Tensor;
+  /**
+   * With dLogits: receives Σ_rows dLogits [V], the bias gradient of a classifier whose logits
+   * are x·Wᵀ + b, in the same dispatch.
+   */
+  dBias?: Tensor;
+  /** dBias += … instead of overwriting. */
+  accumulateBias?: boolean;
 }
 
 /** Per-invocation loop iterations of the kernel for N rows of V classes (llvmpipe's budget). */
-export function crossEntropyLoopCount(N: number, V: number, withGrad: boolean): number {
+export function crossEntropyLoopCount(
+  N: number,
+  V: number,
+  withGrad: boolean,
+  withBiasGrad = false,
+): number {
   const rows = Math.ceil(N / 256);
   // Each loop also pays one evaluation for its exit test.
   const perRow = V + (V + 1) + (withGrad ? V + 1 : 0) + 1;
-  return rows * perRow + 1 + 9;
+  const cols = Math.ceil(V / 256);
+  return rows * perRow + 1 + 9 + (withBiasGrad ? cols * (N + 1) + 1 : 0);
 }
 
 /** Records the mean cross-entropy of logits against targets (and its gradient if dLogits). */
 export function crossEntropy(rec: Recorder, a: CrossEntropyArgs): void {
-  const { logits, targets, losses, counters, counterIndex, dLogits } = a;
+  const { logits, targets, losses, counters, counterIndex, dLogits, dBias } = a;
   const op = "crossEntropy";
-  const outputs = dLogits ? [losses, dLogits] : [losses];
+  if (dBias && !dLogits) throw new ShapeError(`${op}: a bias gradient needs dLogits`);
+  const outputs = [losses, ...(dLogits ? [dLogits] : []), ...(dBias ? [dBias] : [])];
   requireF32(op, logits, ...outputs);
   for (const t of [targets, counters]) {
     if (t.dtype !== "u32") throw new ShapeError(`${op}: ${t.describe()} must be u32`);
@@ -68,22 +103,27 @@ export function crossEntropy(rec: Recorder, a: CrossEntropyArgs): void {
       `${op}: ${dLogits.describe()} must have the shape of ${logits.describe()}`,
     );
   }
+  if (dBias && (dBias.shape.length !== 1 || dBias.shape[0] !== V)) {
+    throw new ShapeError(`${op}: bias gradient ${dBias.describe()} must be [${V}]`);
+  }
   if (losses.size === 0) throw new ShapeError(`${op}: ${losses.describe()} has no slots`);
   if (!Number.isInteger(counterIndex) || counterIndex < 0 || counterIndex >= counters.size) {
     throw new ShapeError(`${op}: counter slot ${counterIndex} outside ${counters.describe()}`);
   }
   requireDisjoint(op, outputs, [logits, targets, counters]);
-  const loops = crossEntropyLoopCount(N, V, dLogits !== undefined);
+  if (dLogits && dBias) requireDisjoint(op, [dBias], [dLogits, losses]);
+  const loops = crossEntropyLoopCount(N, V, dLogits !== undefined, dBias !== undefined);
   if (loops > LOOP_LIMIT) {
     throw new LimitError(
       `${op}: ${logits.describe()} (N=${N} rows, V=${V}) needs ${loops} loop iterations per ` +
         `invocation of its single workgroup, above llvmpipe's limit of ${LOOP_LIMIT}`,
     );
   }
-  const code = (dLogits ? WITH_GRAD_PRELUDE : NO_GRAD_PRELUDE) + source;
+  const code = (dLogits ? WITH_GRAD_PRELUDE : NO_GRAD_PRELUDE) +
+    (dBias ? BIAS_GRAD_PRELUDE : NO_BIAS_GRAD_PRELUDE) + source;
   rec.dispatch(
     {
-      name: "cross_entropy",
+      name: dBias ? "cross_entropy_bias" : "cross_entropy",
       code,
       constants: {
         N,
@@ -91,9 +131,10 @@ export function crossEntropy(rec: Recorder, a: CrossEntropyArgs): void {
         CAPACITY: losses.size,
         COUNTER: counterIndex,
         WITH_GRAD: dLogits ? 1 : 0,
+        ...(dBias ? { ACCUMULATE_BIAS: a.accumulateBias ? 1 : 0 } : {}),
       },
     },
-    dLogits ? [logits, targets, counters, losses, dLogits] : [logits, targets, counters, losses],
+    [logits, targets, counters, losses, ...(dLogits ? [dLogits] : []), ...(dBias ? [dBias] : [])],
     1,
   );
 }

@@ -3,7 +3,9 @@
 // ..., sums its row losses in that order, and a fixed-shape tree combines the 256 partial sums,
 // so the mean is bit-identical from run to run.
 // kernels/cross_entropy.ts prepends either the d_logits binding (binding 4) with a
-// `write_grad` that stores into it, or an empty `write_grad`, and sets WITH_GRAD to match.
+// `write_grad` that stores into it, or an empty `write_grad`, and sets WITH_GRAD to match;
+// and either `sum_bias_grad` writing the column sums of d_logits to d_bias (binding 5) or an
+// empty one.
 
 override N: u32; // rows
 override V: u32; // classes
@@ -47,6 +49,7 @@ fn main(@builtin(local_invocation_index) li: u32) {
       }
     }
   }
+  sum_bias_grad(li);
   partial[li] = acc;
   workgroupBarrier();
   for (var stride = 128u; stride > 0u; stride = stride >> 1u) {

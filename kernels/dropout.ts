@@ -29,7 +29,7 @@ export interface DropoutArgs {
 const code = philoxSource + source;
 
 /** 1/(1 − p) as the kernel stores it (f32), 0 when everything is dropped. */
-function keepScale(p: number): number {
+export function keepScale(p: number): number {
   return p < 1 ? Math.fround(1 / (1 - p)) : 0;
 }
 

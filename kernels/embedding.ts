@@ -1,12 +1,15 @@
 /**
- * Embedding lookup: out[n, :] = table[idx[n], :], and its deterministic backward, a gather over
- * positions in a fixed order (no atomics, so gradients are bit-identical across runs).
+ * Embedding lookup: out[n, :] = table[idx[n], :], and its deterministic backward: a per-batch
+ * index of each row's positions is built on the device (the ids change every step), then a
+ * gather walks each row's positions in increasing n (no atomics, so gradients are bit-identical
+ * across runs, and equal to summing over every position in order).
  */
 import source from "./embedding.wgsl" with { type: "text" };
-import { requireDisjoint, requireF32 } from "./elementwise.ts";
+import indexSource from "./embedding_index.wgsl" with { type: "text" };
+import { requireDisjoint, requireF32, wgslSection } from "./elementwise.ts";
 import { grid1d } from "./grid.ts";
 import type { Recorder } from "./program.ts";
-import { LimitError, ShapeError, type Tensor } from "./tensor.ts";
+import { createTensor, LimitError, ShapeError, type Tensor } from "./tensor.ts";
 
 // llvmpipe silently stops an invocation after this many loop iterations in total.
 const LOOP_LIMIT = 65535;
@@ -31,28 +34,13 @@ function tableShape(op: string, table: Tensor): [number, number] {
   return [table.shape[0], table.shape[1]];
 }
 
-function record(
-  rec: Recorder,
-  mode: 0 | 1,
-  src: Tensor,
-  idx: Tensor,
-  dst: Tensor,
-  V: number,
-  C: number,
-  accumulate: boolean,
-): void {
-  if (dst.size === 0) return;
-  const width = C % 4 === 0 ? 4 : 1;
-  const code = `alias T = ${width === 4 ? "vec4<f32>" : "f32"};\n` + source;
-  rec.dispatch(
-    {
-      name: mode === 0 ? "embedding_forward" : "embedding_backward",
-      code,
-      constants: { MODE: mode, N: idx.size, V, CW: C / width, ACCUMULATE: accumulate ? 1 : 0 },
-    },
-    [src, idx, dst],
-    grid1d(dst.size / width, 256),
-  );
+// One invocation moves 4 channels (vec4) when C allows, else 1.
+function channelWidth(C: number): 1 | 4 {
+  return C % 4 === 0 ? 4 : 1;
+}
+
+function withChannelType(code: string, width: 1 | 4): string {
+  return `alias T = ${width === 4 ? "vec4<f32>" : "f32"};\n` + code;
 }
 
 /** Records out[n, :] = table[idx[n], :] for table [V, C], idx [N] or [B, T] (ids ≥ V give zeros). */
@@ -63,10 +51,38 @@ export function embeddingForward(rec: Recorder, table: Tensor, idx: Tensor, out:
   requireU32(op, idx);
   requireRows(op, out, idx, C);
   requireDisjoint(op, [out], [table, idx]);
-  record(rec, 0, table, idx, out, V, C, false);
+  if (out.size === 0) return;
+  const width = channelWidth(C);
+  rec.dispatch(
+    {
+      name: "embedding_forward",
+      code: withChannelType(wgslSection(source, "forward"), width),
+      constants: { N: idx.size, V, CW: C / width },
+    },
+    [table, idx, out],
+    grid1d(out.size / width, 256),
+  );
 }
 
-/** Records dTable (+)= Σ over n with idx[n] = v of dOut[n, :], summed in increasing n. */
+/**
+ * Records the index build into a fresh u32 tensor [V + N]: row heads, then the next position
+ * with the same id for each position (0xffffffff ends a list). See embedding_index.wgsl.
+ */
+function recordIndex(rec: Recorder, idx: Tensor, V: number): Tensor {
+  const N = idx.size;
+  const index = createTensor(rec.gpu, [V + N], "u32", `${idx.name}.embeddingIndex`);
+  rec.dispatch(
+    { name: "embedding_index", code: indexSource, constants: { N, V } },
+    [idx, index],
+    1,
+  );
+  return index;
+}
+
+/**
+ * Records dTable (+)= Σ over n with idx[n] = v of dOut[n, :], summed in increasing n: two
+ * dispatches, the per-batch index of the ids, then the gather of each row's positions.
+ */
 export function embeddingBackward(
   rec: Recorder,
   idx: Tensor,
@@ -83,11 +99,22 @@ export function embeddingBackward(
   const N = idx.size;
   if (N > LOOP_LIMIT) {
     throw new LimitError(
-      `${op}: ${idx.describe()} has ${N} ids; each gradient element loops over all of them, ` +
-        `above llvmpipe's limit of ${LOOP_LIMIT} loop iterations per invocation`,
+      `${op}: ${idx.describe()} has ${N} ids; the index build loops over all of them in one ` +
+        `invocation, above llvmpipe's limit of ${LOOP_LIMIT} loop iterations`,
     );
   }
-  record(rec, 1, dOut, idx, dTable, V, C, accumulate);
+  if (dTable.size === 0) return;
+  const index = recordIndex(rec, idx, V);
+  const width = channelWidth(C);
+  rec.dispatch(
+    {
+      name: "embedding_backward",
+      code: withChannelType(wgslSection(source, "backward"), width),
+      constants: { N, V, CW: C / width, ACCUMULATE: accumulate ? 1 : 0 },
+    },
+    [dOut, idx, index, dTable],
+    grid1d(dTable.size / width, 256),
+  );
 }
 
 /** Reference for `embeddingForward`: out [N, C] from table [V, C] (ids must be < V). */

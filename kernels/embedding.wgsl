@@ -1,49 +1,73 @@
-// Embedding gather (MODE 0) and its backward (MODE 1), sharing one binding layout:
-//   forward:  dst[n, :] = src[idx[n], :]          src = table [V, C], dst = out [N, C]
-//   backward: dst[v, c] (+)= Σ_{n: idx[n] = v} src[n, c]   src = dOut [N, C], dst = dTable [V, C]
-// kernels/embedding.ts prepends `alias T = vec4<f32>;` when C % 4 == 0, else `alias T = f32;`,
-// so one invocation moves W = 4 or 1 channels. The backward is a gather over positions in
-// increasing n, not a scatter, so its sums are bit-identical from run to run without atomics.
+// Embedding gather and its backward, for table [V, C] and N ids; kernels/embedding.ts takes one
+// section with the prelude and prepends `alias T = vec4<f32>;` when C % 4 == 0, else
+// `alias T = f32;`, so one invocation moves W = 4 or 1 channels.
 
-override MODE: u32;
+const END: u32 = 0xffffffffu; // the end of a row's list in the backward's index
+
 override N: u32; // ids
 override V: u32; // rows of the table
 override CW: u32; // channels per row, in units of T
-override ACCUMULATE: bool = false;
 
-@group(0) @binding(0) var<storage, read> src: array<T>;
+fn flatIndex(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
+  return gid.x + gid.y * nwg.x * 256u;
+}
+
+//@kernel forward
+// out[n, :] = table[idx[n], :]
+
+@group(0) @binding(0) var<storage, read> table: array<T>;
 @group(0) @binding(1) var<storage, read> idx: array<u32>;
-@group(0) @binding(2) var<storage, read_write> dst: array<T>;
+@group(0) @binding(2) var<storage, read_write> out: array<T>;
 
 @compute @workgroup_size(256)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = gid.x + gid.y * nwg.x * 256u;
-  let c = i % CW;
+  let i = flatIndex(gid, nwg);
   let row = i / CW;
-  if (MODE == 0u) {
-    if (row >= N) {
-      return;
-    }
-    let id = idx[row];
-    // An id outside the table yields zeros rather than a clamped, plausible-looking row.
-    var value = T(0.0);
-    if (id < V) {
-      value = src[id * CW + c];
-    }
-    dst[i] = value;
+  if (row >= N) {
     return;
   }
+  let id = idx[row];
+  // An id outside the table yields zeros rather than a clamped, plausible-looking row.
+  var value = T(0.0);
+  if (id < V) {
+    value = table[id * CW + i % CW];
+  }
+  out[i] = value;
+}
+
+//@kernel backward
+// dTable[v, c] (+)= Σ_{n: idx[n] = v} dOut[n, c], a gather, not a scatter. `index` is the
+// per-batch index of embedding_index.wgsl (row heads, then a `next` link per position); each
+// (row, channel) walks only its row's positions, in increasing n. These are the additions, in
+// the order, of a scan over every n, so the sums are bit-identical from run to run without
+// atomics, for O(N·C) work in all rather than O(V·N·C).
+
+override ACCUMULATE: bool = false;
+
+@group(0) @binding(0) var<storage, read> dOut: array<T>;
+@group(0) @binding(1) var<storage, read> idx: array<u32>;
+@group(0) @binding(2) var<storage, read> index: array<u32>;
+@group(0) @binding(3) var<storage, read_write> dTable: array<T>;
+
+@compute @workgroup_size(256)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let i = flatIndex(gid, nwg);
+  let row = i / CW;
   if (row >= V) {
     return;
   }
+  // A head left from an earlier batch fails this test (see embedding_index.wgsl).
+  var n = index[row];
+  if (n >= N || idx[n] != row) {
+    n = END;
+  }
   var sum = T(0.0);
-  for (var n = 0u; n < N; n = n + 1u) {
-    if (idx[n] == row) {
-      sum = sum + src[n * CW + c];
-    }
+  while (n != END) {
+    sum = sum + dOut[n * CW + i % CW];
+    n = index[V + n];
   }
   if (ACCUMULATE) {
-    sum = dst[i] + sum;
+    sum = dTable[i] + sum;
   }
-  dst[i] = sum;
+  dTable[i] = sum;
 }

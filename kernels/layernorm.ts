@@ -29,14 +29,30 @@ const W: u32 = 1u;
 fn hsum(v: T) -> f32 { return v; }
 `;
 
-type Kernel = "forward" | "backward_input" | "backward_params";
+/** The kernels of layernorm.wgsl. */
+export type LayerNormKernel = "forward" | "backward_input" | "backward_params";
 
-function code(kernel: Kernel, C: number): string {
-  return (C % 4 === 0 ? VEC_PRELUDE : SCALAR_PRELUDE) + wgslSection(source, kernel);
+/** Where the forward kernel reads its rows: x itself (binding 5). */
+const PLAIN_INPUT = `@group(0) @binding(5) var<storage, read> x: array<T>;
+fn first_pass(i: u32) -> T { return x[i]; }
+fn reread(i: u32) -> T { return x[i]; }
+`;
+
+/** backward_input without a residual branch: no d_delta to write. */
+const NO_DELTA = "fn write_delta(i: u32, v: T) {}\n";
+
+/**
+ * The WGSL of one layernorm.wgsl kernel for rows of C elements (vec4 lanes when C % 4 == 0);
+ * `io` declares the forward's input or backward_input's write_delta (default: plain LN).
+ */
+export function layerNormCode(kernel: LayerNormKernel, C: number, io?: string): string {
+  const plain = kernel === "forward" ? PLAIN_INPUT : kernel === "backward_input" ? NO_DELTA : "";
+  return (C % 4 === 0 ? VEC_PRELUDE : SCALAR_PRELUDE) + (io ?? plain) +
+    wgslSection(source, kernel);
 }
 
 /** Validates x [..., C], the [C] parameters and the per-row statistics; returns (rows, C). */
-function checkShapes(
+export function layerNormShapes(
   op: string,
   x: Tensor,
   params: readonly Tensor[],
@@ -88,11 +104,15 @@ export function layerNorm(
   requireSameShape("layerNorm", x, out);
   requireDisjoint("layerNorm", [out, mean, rstd], [x, gamma, beta]);
   if (!(eps >= 0) || !Number.isFinite(eps)) throw new RangeError(`layerNorm: eps ${eps}`);
-  const [rows, C] = checkShapes("layerNorm", x, [gamma, beta], [mean, rstd]);
+  const [rows, C] = layerNormShapes("layerNorm", x, [gamma, beta], [mean, rstd]);
   if (rows === 0) return;
   rec.dispatch(
-    { name: "layernorm", code: code("forward", C), constants: { ROWS: rows, C, EPS: eps } },
-    [x, gamma, beta, out, mean, rstd],
+    {
+      name: "layernorm",
+      code: layerNormCode("forward", C),
+      constants: { ROWS: rows, C, EPS: eps },
+    },
+    [gamma, beta, out, mean, rstd, x],
     grid1d(rows, 64),
   );
 }
@@ -118,22 +138,45 @@ export function layerNormBackward(
   requireSameShape(op, x, dOut);
   requireSameShape(op, x, dX);
   requireDisjoint(op, [dX, dGamma, dBeta], [x, gamma, mean, rstd, dOut]);
-  const [rows, C] = checkShapes(op, x, [gamma, dGamma, dBeta], [mean, rstd]);
+  const [rows, C] = layerNormShapes(op, x, [gamma, dGamma, dBeta], [mean, rstd]);
   if (rows === 0 || C === 0) return;
   rec.dispatch(
     {
       name: "layernorm_backward_input",
-      code: code("backward_input", C),
+      code: layerNormCode("backward_input", C),
       constants: { ROWS: rows, C, ACCUMULATE_X: opts.accumulateX ? 1 : 0 },
     },
-    [x, gamma, mean, rstd, dOut, dX],
+    [x, gamma, mean, rstd, dOut, dOut, dX],
     grid1d(rows, 64),
   );
+  layerNormParamsBackward(rec, x, mean, rstd, dOut, dGamma, dBeta, opts);
+}
+
+/**
+ * Records dGamma = Σ_rows dOut ⊙ x̂ and dBeta = Σ_rows dOut of `layerNorm` (one workgroup per
+ * column or group of four, rows in a fixed order); each overwrites unless its flag is set.
+ */
+export function layerNormParamsBackward(
+  rec: Recorder,
+  x: Tensor,
+  mean: Tensor,
+  rstd: Tensor,
+  dOut: Tensor,
+  dGamma: Tensor,
+  dBeta: Tensor,
+  opts: LayerNormBackwardOptions = {},
+): void {
+  const op = "layerNormParamsBackward";
+  requireF32(op, x, mean, rstd, dOut, dGamma, dBeta);
+  requireSameShape(op, x, dOut);
+  requireDisjoint(op, [dGamma, dBeta], [x, mean, rstd, dOut]);
+  const [rows, C] = layerNormShapes(op, x, [dGamma, dBeta], [mean, rstd]);
+  if (rows === 0 || C === 0) return;
   const groups = C % 4 === 0 ? C / 4 : C;
   rec.dispatch(
     {
       name: "layernorm_backward_params",
-      code: code("backward_params", C),
+      code: layerNormCode("backward_params", C),
       constants: {
         ROWS: rows,
         C,

@@ -15,12 +15,15 @@ fn flat_index(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
 }
 
 //@kernel forward
-@group(0) @binding(0) var<storage, read> x: array<T>;
-@group(0) @binding(1) var<storage, read> gamma: array<T>;
-@group(0) @binding(2) var<storage, read> beta: array<T>;
-@group(0) @binding(3) var<storage, read_write> out: array<T>;
-@group(0) @binding(4) var<storage, read_write> mean_out: array<f32>;
-@group(0) @binding(5) var<storage, read_write> rstd_out: array<f32>;
+// kernels/layernorm.ts prepends the input: `first_pass(i)` returning element i of the row
+// source on the first pass and `reread(i)` on the later ones. For a plain layer norm both read
+// x; for a residual add + layer norm (add_layernorm.ts) the first pass computes x + delta and
+// stores it as the residual stream, which the later passes read back.
+@group(0) @binding(0) var<storage, read> gamma: array<T>;
+@group(0) @binding(1) var<storage, read> beta: array<T>;
+@group(0) @binding(2) var<storage, read_write> out: array<T>;
+@group(0) @binding(3) var<storage, read_write> mean_out: array<f32>;
+@group(0) @binding(4) var<storage, read_write> rstd_out: array<f32>;
 
 // One invocation per row: mean, then the variance around it (two passes: no cancellation),
 // then the normalised, scaled and shifted row.
@@ -34,32 +37,40 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   let base = row * n;
   var s = T(0.0);
   for (var g = 0u; g < n; g = g + 1u) {
-    s = s + x[base + g];
+    s = s + first_pass(base + g);
   }
   let mean = hsum(s) / f32(C);
   var q = T(0.0);
   for (var g = 0u; g < n; g = g + 1u) {
-    let d = x[base + g] - T(mean);
+    let d = reread(base + g) - T(mean);
     q = q + d * d;
   }
   let rstd = inverseSqrt(hsum(q) / f32(C) + EPS);
   for (var g = 0u; g < n; g = g + 1u) {
-    out[base + g] = (x[base + g] - T(mean)) * rstd * gamma[g] + beta[g];
+    out[base + g] = (reread(base + g) - T(mean)) * rstd * gamma[g] + beta[g];
   }
   mean_out[row] = mean;
   rstd_out[row] = rstd;
 }
 
 //@kernel backward_input
+// kernels/layernorm.ts prepends `write_delta`: with a residual add (add_layernorm.ts), a store
+// of d(sum) into d_delta (binding 7), the gradient of the add's second summand; else nothing.
+override HAS_DSUM: bool = false;
+override ACCUMULATE_DELTA: bool = false;
+
 @group(0) @binding(0) var<storage, read> x: array<T>;
 @group(0) @binding(1) var<storage, read> gamma: array<T>;
 @group(0) @binding(2) var<storage, read> mean: array<f32>;
 @group(0) @binding(3) var<storage, read> rstd: array<f32>;
 @group(0) @binding(4) var<storage, read> dout: array<T>;
-@group(0) @binding(5) var<storage, read_write> dx: array<T>;
+// A gradient that reached x directly (a residual stream's later uses), added to the layer
+// norm's; dout again when there is none (HAS_DSUM false, never read).
+@group(0) @binding(5) var<storage, read> dsum: array<T>;
+@group(0) @binding(6) var<storage, read_write> dx: array<T>;
 
 // With x̂ = (x − mean)·rstd and g = dout ⊙ gamma:
-// dx = rstd · (g − mean(g) − x̂ · mean(g ⊙ x̂)).
+// dx = rstd · (g − mean(g) − x̂ · mean(g ⊙ x̂)) (+ dsum).
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let row = flat_index(gid, nwg);
@@ -84,6 +95,10 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     let xhat = (x[base + g] - T(mu)) * rs;
     let gv = dout[base + g] * gamma[g];
     var r = rs * (gv - T(mean_g) - xhat * mean_gx);
+    if (HAS_DSUM) {
+      r = r + dsum[base + g];
+    }
+    write_delta(base + g, r);
     if (ACCUMULATE_X) {
       r = r + dx[base + g];
     }

@@ -8,8 +8,25 @@
 import headerSource from "./matmul.wgsl" with { type: "text" };
 import type { Gpu } from "./device.ts";
 import { requireDisjoint, requireF32 } from "./elementwise.ts";
-import type { Recorder } from "./program.ts";
+import {
+  checkEpilogue,
+  epilogueBindings,
+  epilogueDeclarations,
+  epilogueKey,
+  type EpilogueLayout,
+  type MatmulEpilogue,
+  storeTileLines,
+  XYZW,
+} from "./matmul_epilogue.ts";
+import { bindingResource, pipelineFor, type Recorder } from "./program.ts";
 import { matmulTexture, textureMatmulObstacle } from "./matmul_texture.ts";
+
+export {
+  type EpilogueLayout,
+  type MatmulEpilogue,
+  storeTileLines,
+  XYZW,
+} from "./matmul_epilogue.ts";
 import { LimitError, ShapeError, type Tensor } from "./tensor.ts";
 
 /** Options of `matmul`: operand transposes and accumulation into `out`. */
@@ -20,6 +37,8 @@ export interface MatmulOptions {
   transB?: boolean;
   /** out += a·b instead of out = a·b (gradient accumulation). */
   accumulate?: boolean;
+  /** Applied to each output on its way to memory (not with `accumulate`). */
+  epilogue?: MatmulEpilogue;
 }
 
 /** The register tile and workgroup shape a matmul dispatch uses. */
@@ -46,13 +65,11 @@ export interface MatmulLayout extends MatmulTile {
   vecC: boolean;
   /** K % 4 != 0: the last chunk of four k is clamped and masked. */
   raggedK: boolean;
+  epilogue: EpilogueLayout;
 }
 
 /** llvmpipe stops an invocation after this many loop iterations in total, silently. */
 export const MAX_LOOP_ITERATIONS = 65535;
-
-/** Vector component names, by index. */
-export const XYZW = ["x", "y", "z", "w"];
 
 /** WGSL for one matmul layout: the shared header plus an unrolled TM×TN tile body. */
 export function matmulCode(layout: MatmulLayout): string {
@@ -70,6 +87,7 @@ export function matmulCode(layout: MatmulLayout): string {
   L.push(`@group(0) @binding(0) var<storage, read> a: ${arr(vecA)};`);
   L.push(`@group(0) @binding(1) var<storage, read> b: ${arr(vecB)};`);
   L.push(`@group(0) @binding(2) var<storage, read_write> c: ${arr(vecC)};`);
+  L.push(...epilogueDeclarations(layout.epilogue, vecC));
   L.push(`@compute @workgroup_size(${layout.wgx}, ${layout.wgy})`);
   L.push(`fn main(@builtin(global_invocation_id) gid: vec3<u32>) {`);
   L.push(`  let M = p.M;`);
@@ -173,7 +191,7 @@ export function matmulCode(layout: MatmulLayout): string {
   L.push(...loads);
   L.push(...fmaTileLines(tm, groups, (i, kk) => aExpr[i][kk], (kk, g) => bExpr[kk][g]));
   L.push(`  }`);
-  L.push(...storeTileLines(tm, groups, vecC));
+  L.push(...storeTileLines(tm, groups, vecC, layout.epilogue));
   L.push(`}`);
   return L.join("\n");
 }
@@ -198,39 +216,6 @@ export function fmaTileLines(
       );
       lines.push(`    c${i}_${g} = ${sum};`);
     }
-  }
-  return lines;
-}
-
-/**
- * Stores (or, with ACCUMULATE, adds) a tm × 4·groups register tile at (m0, n0) of c, skipping
- * what lies past M and N. With `vecC` (N % 4 == 0, n0 % 4 == 0) a group of four is entirely
- * inside or entirely past the edge, so it is stored as one vec4.
- */
-export function storeTileLines(tm: number, groups: number, vecC: boolean): string[] {
-  const lines: string[] = [];
-  for (let i = 0; i < tm; i++) {
-    lines.push(`  if (m0 + ${i}u < M) {`);
-    lines.push(`    let row = c_off + (m0 + ${i}u) * N + n0;`);
-    for (let g = 0; g < groups; g++) {
-      if (vecC) {
-        lines.push(`    if (n0 + ${4 * g}u < N) {`);
-        lines.push(`      let o = row / 4u + ${g}u;`);
-        lines.push(
-          `      if (ACCUMULATE) { c[o] = c[o] + c${i}_${g}; } else { c[o] = c${i}_${g}; }`,
-        );
-        lines.push(`    }`);
-      } else {
-        for (let cc = 0; cc < 4; cc++) {
-          const j = 4 * g + cc, v = `c${i}_${g}.${XYZW[cc]}`;
-          lines.push(`    if (n0 + ${j}u < N) {`);
-          lines.push(`      let o = row + ${j}u;`);
-          lines.push(`      if (ACCUMULATE) { c[o] = c[o] + ${v}; } else { c[o] = ${v}; }`);
-          lines.push(`    }`);
-        }
-      }
-    }
-    lines.push(`  }`);
   }
   return lines;
 }
@@ -411,6 +396,8 @@ export function matmul(
     );
   }
   const transA = opts.transA ?? false, transB = opts.transB ?? false;
+  const epilogue = checkEpilogue(out, N, opts);
+  const extra = epilogueBindings(opts.epilogue);
   const kernel = opts.kernel ?? (opts.tile ? "buffer" : chooseMatmulKernel(dims, opts));
   if (kernel === "texture") {
     const tile = opts.tile ?? TEXTURE_TILE;
@@ -420,6 +407,8 @@ export function matmul(
         transA,
         transB,
         accumulate: opts.accumulate ?? false,
+        epilogue,
+        epilogueBindings: extra,
       }, tile);
       return;
     }
@@ -438,6 +427,7 @@ export function matmul(
     ...vectorReads(dims, opts, tile),
     vecC: N % 4 === 0,
     raggedK,
+    epilogue,
   };
   const params = storageU32(rec.gpu, [
     M,
@@ -448,14 +438,21 @@ export function matmul(
   ], "matmul.params");
   const flags = [layout.vecA, layout.vecB, layout.vecC, raggedK].map(Number).join("");
   const key = `${transA ? "t" : "n"}${transB ? "t" : "n"}${flags}_${tile.tm}x${tile.tn}_` +
-    `${tile.wgx}x${tile.wgy}`;
-  rec.dispatch(
-    {
-      name: `matmul_${key}`,
-      code: cachedCode(key, layout),
-      constants: { ACCUMULATE: opts.accumulate ? 1 : 0 },
-    },
-    [a, b, out, params],
+    `${tile.wgx}x${tile.wgy}${epilogueKey(epilogue)}`;
+  const name = `matmul_${key}`;
+  const pipeline = pipelineFor(rec.gpu, {
+    name,
+    code: cachedCode(key, layout),
+    constants: { ACCUMULATE: opts.accumulate ? 1 : 0 },
+  });
+  const entries = [a, b, out, params].map((t, binding) => ({
+    binding,
+    resource: bindingResource(t),
+  }));
+  rec.dispatchWith(
+    name,
+    pipeline,
+    [...entries, ...extra],
     [
       Math.ceil(Math.ceil(N / tile.tn) / tile.wgx),
       Math.ceil(Math.ceil(M / tile.tm) / tile.wgy),

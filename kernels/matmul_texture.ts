@@ -10,14 +10,13 @@
 import headerSource from "./matmul_texture.wgsl" with { type: "text" };
 import packSource from "./matmul_pack.wgsl" with { type: "text" };
 import type { Gpu } from "./device.ts";
+import { fmaTileLines, type MatmulDims, type MatmulTile, storageU32, XYZW } from "./matmul.ts";
 import {
-  fmaTileLines,
-  type MatmulDims,
-  type MatmulTile,
-  storageU32,
+  epilogueDeclarations,
+  epilogueKey,
+  type EpilogueLayout,
   storeTileLines,
-  XYZW,
-} from "./matmul.ts";
+} from "./matmul_epilogue.ts";
 import { bindingResource, pipelineFor, type Recorder } from "./program.ts";
 import type { Tensor } from "./tensor.ts";
 
@@ -30,6 +29,7 @@ export interface TextureMatmulLayout extends MatmulTile {
   vecC: boolean;
   /** The operands are bound as 2-D array textures (batched); otherwise as plain 2-D views. */
   layered: boolean;
+  epilogue: EpilogueLayout;
 }
 
 /** WGSL for one texture-input layout: the shared header plus an unrolled TM×TN tile body. */
@@ -46,6 +46,7 @@ export function textureMatmulCode(layout: TextureMatmulLayout): string {
       vecC ? "array<vec4<f32>>" : "array<f32>"
     };`,
   );
+  L.push(...epilogueDeclarations(layout.epilogue, vecC));
   L.push(`@compute @workgroup_size(${wgx}, ${wgy})`);
   L.push(`fn main(@builtin(global_invocation_id) gid: vec3<u32>) {`);
   L.push(`  let M = p.M;`);
@@ -83,7 +84,7 @@ export function textureMatmulCode(layout: TextureMatmulLayout): string {
   // The storage-buffer kernel's order of fused multiply-adds, so the two agree bit for bit.
   L.push(...fmaTileLines(tm, groups, (i, kk) => `a${i}.${XYZW[kk]}`, (kk, g) => `b${kk}_${g}`));
   L.push(`  }`);
-  L.push(...storeTileLines(tm, groups, vecC));
+  L.push(...storeTileLines(tm, groups, vecC, layout.epilogue));
   L.push(`}`);
   return L.join("\n");
 }
@@ -267,7 +268,14 @@ export function matmulTexture(
   b: Tensor,
   out: Tensor,
   dims: MatmulDims,
-  opts: { transA: boolean; transB: boolean; accumulate: boolean },
+  opts: {
+    transA: boolean;
+    transB: boolean;
+    accumulate: boolean;
+    epilogue: EpilogueLayout;
+    /** The epilogue's bind-group entries (bindings 4 and 5). */
+    epilogueBindings: readonly GPUBindGroupEntry[];
+  },
   tile: MatmulTile,
 ): void {
   const gpu = rec.gpu;
@@ -277,9 +285,14 @@ export function matmulTexture(
   const ta = scratchTexture(gpu, "a", sizes.a);
   const tb = scratchTexture(gpu, "b", sizes.b);
   const layered = batch > 1;
-  const layout: TextureMatmulLayout = { ...tile, vecC: N % 4 === 0, layered };
+  const layout: TextureMatmulLayout = {
+    ...tile,
+    vecC: N % 4 === 0,
+    layered,
+    epilogue: opts.epilogue,
+  };
   const key = `${tile.tm}x${tile.tn}_${tile.wgx}x${tile.wgy}_${layout.vecC ? "v" : "s"}` +
-    (layered ? "_l" : "");
+    (layered ? "_l" : "") + epilogueKey(opts.epilogue);
   const view = { dimension: layered ? "2d-array" : "2d" } as const;
   let code = codeCache.get(key);
   if (code === undefined) codeCache.set(key, code = textureMatmulCode(layout));
@@ -326,6 +339,7 @@ export function matmulTexture(
         { binding: 1, resource: tb.createView(view) },
         { binding: 2, resource: bindingResource(out) },
         { binding: 3, resource: { buffer: params } },
+        ...opts.epilogueBindings,
       ],
       [
         Math.ceil(Math.ceil(N / tile.tn) / tile.wgx),

@@ -1,31 +1,18 @@
 /**
- * Differentiable ops for attention models: linear layers, batched matmul, masked softmax,
- * broadcast add, layer norm, ReLU. Each records its forward and pushes its backward.
+ * Differentiable ops for attention models: batched matmul, masked softmax, broadcast add,
+ * layer norm, ReLU (and `linear`, from layer_ops.ts). Each records its forward and pushes its backward.
  */
-import {
-  add as addKernel,
-  addInto,
-  copy,
-  relu as reluKernel,
-  reluBackward,
-} from "../kernels/elementwise.ts";
+import { add as addKernel, relu as reluKernel, reluBackward } from "../kernels/elementwise.ts";
 import { layerNorm as layerNormKernel, layerNormBackward } from "../kernels/layernorm.ts";
 import { matmul as matmulKernel } from "../kernels/matmul.ts";
 import { colSum } from "../kernels/reduce.ts";
 import { softmax as softmaxKernel, softmaxBackward } from "../kernels/softmax.ts";
 import { reshape, ShapeError, type Tensor } from "../kernels/tensor.ts";
 import type { Graph, Var } from "./graph.ts";
+import { contribute, flat2d } from "./layer_ops.ts";
 
-function flat2d(t: Tensor): Tensor {
-  const last = t.shape[t.shape.length - 1];
-  return reshape(t, [t.size / last, last]);
-}
-
-/** Writes `src` into a gradient target: copy on first contribution, add afterwards. */
-function contribute(g: Graph, target: { tensor: Tensor; accumulate: boolean }, src: Tensor) {
-  if (target.accumulate) addInto(g.rec, src, target.tensor);
-  else copy(g.rec, src, target.tensor);
-}
+/** `linear` lives with the other layer-level ops; re-exported for existing imports. */
+export { linear } from "./layer_ops.ts";
 
 /**
  * Adds `src` into a gradient target that `src` repeats (a broadcast operand, an operand shared
@@ -39,55 +26,6 @@ export function sumRepeatsInto(
 ): void {
   const n = target.tensor.size;
   colSum(g.rec, reshape(src, [src.size / n, n]), reshape(target.tensor, [n]), target.accumulate);
-}
-
-/** y = x·Wᵀ + b for x [..., in], W [out, in], b [out] (PyTorch's Linear layout). */
-export function linear(g: Graph, x: Var, weight: Var, bias?: Var): Var {
-  if (weight.shape.length !== 2) {
-    throw new ShapeError(`linear: weight ${weight.data.describe()} must be [out, in]`);
-  }
-  const [outF, inF] = weight.shape;
-  if (x.shape[x.shape.length - 1] !== inF) {
-    throw new ShapeError(
-      `linear: input ${x.data.describe()} does not end in ${inF} (weight ${weight.data.describe()})`,
-    );
-  }
-  if (bias && (bias.shape.length !== 1 || bias.shape[0] !== outF)) {
-    throw new ShapeError(
-      `linear: bias ${bias.data.describe()} must be [${outF}] for weight ${weight.data.describe()}`,
-    );
-  }
-  const outShape = [...x.shape.slice(0, -1), outF];
-  const y = g.alloc(outShape, "linear");
-  const x2 = flat2d(x.data), y2 = flat2d(y);
-  if (bias) {
-    // A dispatch cannot read and write one buffer, so the product goes to a scratch tensor.
-    const product = flat2d(g.alloc(outShape, "linear.product"));
-    matmulKernel(g.rec, x2, weight.data, product, { transB: true });
-    addKernel(g.rec, product, bias.data, y2);
-  } else {
-    matmulKernel(g.rec, x2, weight.data, y2, { transB: true });
-  }
-  const inputs = bias ? [x, weight, bias] : [x, weight];
-  return g.output(y, inputs, (o) => {
-    const dY = g.gradOf(o);
-    if (!dY) return;
-    const dY2 = flat2d(dY);
-    if (weight.requiresGrad) {
-      const t = g.gradTarget(weight);
-      // dW [out,in] = dYᵀ [out,M] · x [M,in]
-      matmulKernel(g.rec, dY2, x2, t.tensor, { transA: true, accumulate: t.accumulate });
-    }
-    if (bias?.requiresGrad) {
-      const t = g.gradTarget(bias);
-      sumRepeatsInto(g, dY2, t);
-    }
-    if (x.requiresGrad) {
-      const t = g.gradTarget(x);
-      // dX [M,in] = dY [M,out] · W [out,in]
-      matmulKernel(g.rec, dY2, weight.data, flat2d(t.tensor), { accumulate: t.accumulate });
-    }
-  });
 }
 
 /**

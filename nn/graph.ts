@@ -11,7 +11,7 @@
 import type { Gpu } from "../kernels/device.ts";
 import type { Recorder } from "../kernels/program.ts";
 import { streamKey } from "../kernels/philox.ts";
-import { createTensor, type Tensor } from "../kernels/tensor.ts";
+import { createTensor, reshape, type Tensor } from "../kernels/tensor.ts";
 import type { Param } from "./params.ts";
 
 /**
@@ -39,6 +39,12 @@ export class Var {
     readonly requiresGrad: boolean,
     /** Set for parameters: the gradient lives in the grad arena. */
     readonly param?: Param,
+    /**
+     * Set for views (nn/shape_ops.ts `reshape`): the Var whose storage this one shares. The
+     * gradient is then that Var's gradient seen in this shape, so a view needs no backward.
+     * Always a root, never itself a view.
+     */
+    readonly viewOf?: Var,
   ) {}
   /** Shape of the underlying tensor. */
   get shape(): readonly number[] {
@@ -113,21 +119,31 @@ export class Graph {
 
   /** Wraps an op output; `backward` is recorded later, in reverse order, if any input needs it. */
   output(data: Tensor, inputs: readonly Var[], backward: (out: Var) => void): Var {
+    return this.outputs([data], inputs, ([out]) => backward(out))[0];
+  }
+
+  /**
+   * Wraps the outputs of an op with several (split): one backward, recorded after every
+   * consumer of any of them, reads all their gradients at once.
+   */
+  outputs(data: readonly Tensor[], inputs: readonly Var[], backward: (outs: Var[]) => void): Var[] {
     const requiresGrad = this.training && inputs.some((v) => v.requiresGrad);
-    const out = new Var(data, requiresGrad);
-    if (requiresGrad) this.#tape.push(() => backward(out));
-    return out;
+    const outs = data.map((d) => new Var(d, requiresGrad));
+    if (requiresGrad) this.#tape.push(() => backward(outs));
+    // A copy, so a caller reordering the array (split(...).reverse()) leaves the backward's.
+    return [...outs];
   }
 
   /** The gradient of `v` for reading in a backward closure (undefined if nothing flowed). */
   gradOf(v: Var): Tensor | undefined {
-    return this.#written.has(v.param ?? v) ? this.#grad(v) : undefined;
+    return this.#written.has(this.#key(v)) ? this.#grad(v) : undefined;
   }
 
   /** Where an op writes its contribution to `v`'s gradient, overwriting on first contribution. */
   gradTarget(v: Var): GradTarget {
-    const accumulate = this.#written.has(v.param ?? v);
-    this.#written.add(v.param ?? v);
+    const key = this.#key(v);
+    const accumulate = this.#written.has(key);
+    this.#written.add(key);
     return { tensor: this.#grad(v), accumulate };
   }
 
@@ -138,7 +154,14 @@ export class Graph {
     this.#tape.length = 0;
   }
 
+  // Whose gradient `v` shares: the parameter's, the viewed Var's, or its own.
+  #key(v: Var): object {
+    const root = v.viewOf ?? v;
+    return root.param ?? root;
+  }
+
   #grad(v: Var): Tensor {
+    if (v.viewOf) return reshape(this.#grad(v.viewOf), v.shape, `grad.${v.data.name}`);
     if (v.param) return v.param.grad;
     let g = this.#grads.get(v);
     if (!g) {

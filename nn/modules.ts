@@ -4,10 +4,17 @@
  * are comparable with the lecture.
  */
 import { createTensor, type Tensor } from "../kernels/tensor.ts";
-import { add, layerNorm, linear, matmul, softmax } from "./attention_ops.ts";
+import { add, layerNorm, matmul, softmax } from "./attention_ops.ts";
 import { dropout } from "./elementwise_ops.ts";
 import type { Graph, Var } from "./graph.ts";
-import { embedding } from "./ops.ts";
+import {
+  addLayerNorm,
+  type AddLayerNormResult,
+  classifierLoss,
+  linear,
+  type LinearOptions,
+} from "./layer_ops.ts";
+import { embedding, type LossSink } from "./ops.ts";
 import type { Init, Param, ParamStore } from "./params.ts";
 
 /**
@@ -30,7 +37,8 @@ export function linearInit(inF: number, scheme: InitScheme): { weight: Init; bia
 
 /** nn.Embedding: a [num, dim] table, N(0, 1) (PyTorch) or N(0, 0.02) (gpt init). */
 export class Embedding {
-  readonly #weight: () => Param;
+  /** The table (after the store is finalised), for kernels that read it directly. */
+  readonly weight: () => Param;
   constructor(
     store: ParamStore,
     name: string,
@@ -39,11 +47,11 @@ export class Embedding {
     init: InitScheme = "pytorch",
   ) {
     const std = init === "gpt" ? 0.02 : 1;
-    this.#weight = store.register(`${name}.weight`, [num, dim], { kind: "normal", mean: 0, std });
+    this.weight = store.register(`${name}.weight`, [num, dim], { kind: "normal", mean: 0, std });
   }
   /** Rows for token ids [B,T] → [B,T,dim]. */
   call(g: Graph, idx: Var): Var {
-    return embedding(g, g.param(this.#weight()), idx);
+    return embedding(g, g.param(this.weight()), idx);
   }
 }
 
@@ -63,9 +71,22 @@ export class Linear {
     this.#weight = store.register(`${name}.weight`, [outF, inF], inits.weight);
     if (bias) this.#bias = store.register(`${name}.bias`, [outF], inits.bias);
   }
-  /** x [..., in] → [..., out]. */
-  call(g: Graph, x: Var): Var {
-    return linear(g, x, g.param(this.#weight()), this.#bias ? g.param(this.#bias()) : undefined);
+  /** x [..., in] → act(x·Wᵀ + b) [..., out], the activation fused into the matmul. */
+  call(g: Graph, x: Var, opts: LinearOptions = {}): Var {
+    return linear(g, x, ...this.#vars(g), opts);
+  }
+
+  /**
+   * The layer as a classifier head: logits = x·Wᵀ + b and their mean cross-entropy against
+   * `targets` into `sink`, with the loss gradient, in one pass (nn/layer_ops.ts
+   * classifierLoss). Returns the logits.
+   */
+  loss(g: Graph, x: Var, targets: Var, sink: LossSink): Var {
+    return classifierLoss(g, x, ...this.#vars(g), targets, sink);
+  }
+
+  #vars(g: Graph): [Var, Var | undefined] {
+    return [g.param(this.#weight()), this.#bias ? g.param(this.#bias()) : undefined];
   }
 }
 
@@ -133,6 +154,11 @@ export class LayerNorm {
   /** x [..., dim] → [..., dim]. */
   call(g: Graph, x: Var): Var {
     return layerNorm(g, x, g.param(this.#weight()), g.param(this.#bias()));
+  }
+
+  /** The residual step of a pre-LN block in one kernel: sum = x + delta, out = ln(sum). */
+  addCall(g: Graph, x: Var, delta: Var): AddLayerNormResult {
+    return addLayerNorm(g, x, delta, g.param(this.#weight()), g.param(this.#bias()));
   }
 }
 

@@ -12,7 +12,7 @@ import {
   createTensor,
   LimitError,
   readF32,
-  type Tensor,
+  Tensor,
   tensorView,
   writeTensor,
 } from "../kernels/tensor.ts";
@@ -141,8 +141,19 @@ export class ParamStore {
     };
     this.#arenas = arenas;
     const param = (name: string, shape: number[], init: Init, index: number, offset: number) => {
+      // A group member may start off the binding alignment: its view is then for host reads
+      // and writes only, and kernels bind the group's whole (which starts aligned).
       const view = (base: Tensor, prefix: string) =>
-        tensorView(base, offset * 4, shape, prefix + name);
+        offset % ALIGN_FLOATS === 0
+          ? tensorView(base, offset * 4, shape, prefix + name)
+          : new Tensor(
+            base.gpu,
+            base.buffer,
+            shape,
+            "f32",
+            prefix + name,
+            base.byteOffset + offset * 4,
+          );
       return {
         name,
         shape,

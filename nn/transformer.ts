@@ -2,14 +2,15 @@
  * The lecture's transformer modules (gpt.py): MultiHeadAttention, FeedForward and Block, with
  * gpt.py's parameter names so a checkpoint maps onto the PyTorch state dict. Heads keep their
  * per-head names (`heads.H.key.weight` [headSize, nEmbd]) but are stored back to back
- * (ParamStore.registerGroup), so all heads' keys are one [nEmbd, nEmbd] matrix and a head
- * costs no dispatch of its own.
+ * (ParamStore.registerGroup), so every head's query, key and value weights are one
+ * [3·nEmbd, nEmbd] matrix and a head costs no dispatch of its own.
  */
-import { add, linear, relu } from "./attention_ops.ts";
+import { add } from "./attention_ops.ts";
 import type { Graph, Var } from "./graph.ts";
-import { causalSelfAttentionStandIn as causalSelfAttention } from "./heads_standin.ts";
+import { linear } from "./layer_ops.ts";
+import { causalSelfAttentionQkv } from "./attention.ts";
 import { Dropout, type InitScheme, LayerNorm, Linear, linearInit } from "./modules.ts";
-import type { Param, ParamGroup, ParamStore } from "./params.ts";
+import type { ParamGroup, ParamStore } from "./params.ts";
 
 /** Shape and options of a transformer block (gpt.py's globals, plus the lecture's ladder). */
 export interface BlockOptions {
@@ -32,17 +33,20 @@ export interface BlockOptions {
  * (torch.cat(heads, -1)); dropout on the attention weights and after proj, as in gpt.py.
  */
 export class MultiHeadAttention {
-  readonly key: ParamGroup;
-  readonly query: ParamGroup;
-  readonly value: ParamGroup;
+  /**
+   * Every head's query, key and value weights, in that order (all queries, then all keys,
+   * then all values), stored back to back: one [3·nEmbd, nEmbd] matrix for one matmul whose
+   * output holds q, k and v as column blocks.
+   */
+  readonly qkv: ParamGroup;
   readonly proj?: Linear;
   readonly #dropout: Dropout;
   readonly headSize: number;
 
   constructor(
     store: ParamStore,
-    name: string,
-    nEmbd: number,
+    readonly name: string,
+    readonly nEmbd: number,
     readonly nHead: number,
     opts: { proj: boolean; dropout: number; init: InitScheme },
   ) {
@@ -51,28 +55,20 @@ export class MultiHeadAttention {
     }
     this.headSize = nEmbd / nHead;
     const { weight } = linearInit(nEmbd, opts.init);
-    const group = (kind: string) =>
-      store.registerGroup(
-        `${name}.heads.${kind}`,
-        Array.from({ length: nHead }, (_, h) => `${name}.heads.${h}.${kind}.weight`),
-        [this.headSize, nEmbd],
-        weight,
-      );
-    this.key = group("key");
-    this.query = group("query");
-    this.value = group("value");
+    const names = ["query", "key", "value"].flatMap((kind) =>
+      Array.from({ length: nHead }, (_, h) => `${name}.heads.${h}.${kind}.weight`)
+    );
+    this.qkv = store.registerGroup(`${name}.heads.qkv`, names, [this.headSize, nEmbd], weight);
     if (opts.proj) this.proj = new Linear(store, `${name}.proj`, nEmbd, nEmbd, true, opts.init);
     this.#dropout = new Dropout(opts.dropout);
   }
 
   /** x [B, T, nEmbd] → [B, T, nEmbd]. */
   call(g: Graph, x: Var): Var {
-    const project = (w: () => Param) => linear(g, x, g.param(w()));
-    const k = project(this.key.whole);
-    const q = project(this.query.whole);
-    const v = project(this.value.whole);
+    // One matmul for every head's q, k and v; attention reads the column blocks in place.
+    const qkv = linear(g, x, g.param(this.qkv.whole()));
     const p = this.#dropout.p;
-    const out = causalSelfAttention(g, q, k, v, {
+    const out = causalSelfAttentionQkv(g, qkv, {
       nHead: this.nHead,
       scale: 1 / Math.sqrt(this.headSize),
       dropout: p > 0 && g.training ? { p, ...g.randomSite("MultiHeadAttention") } : undefined,
@@ -106,7 +102,8 @@ export class FeedForward {
 
   /** x [..., nEmbd] → [..., nEmbd]. */
   call(g: Graph, x: Var): Var {
-    const h = relu(g, this.fc.call(g, x));
+    // The ReLU runs in net.0's matmul epilogue.
+    const h = this.fc.call(g, x, { activation: "relu" });
     return this.#dropout.call(g, this.proj ? this.proj.call(g, h) : h);
   }
 }
@@ -145,12 +142,38 @@ export class Block {
 
   /** x [B, T, nEmbd] → [B, T, nEmbd]. */
   call(g: Graph, x: Var): Var {
-    const sublayer = (x: Var, f: (x: Var) => Var, ln?: LayerNorm) => {
-      const y = f(ln ? ln.call(g, x) : x);
-      return this.opts.residual ? add(g, x, y) : y;
-    };
-    x = sublayer(x, (x) => this.sa.call(g, x), this.ln1);
-    if (this.ffwd) x = sublayer(x, (x) => this.ffwd!.call(g, x), this.ln2);
-    return x;
+    return this.step(g, { x }).x;
   }
+
+  /**
+   * The block on the residual stream, with each residual add fused into the layer norm that
+   * reads its sum (nn/layer_ops.ts addLayerNorm): ln2 here, and `next` (the next block's ln1,
+   * or ln_f) after the feed-forward, whose output comes back as `normed`. Numerically the
+   * same sums as `add` then `LayerNorm.call`.
+   */
+  step(g: Graph, stream: ResidualStream, next?: LayerNorm): ResidualStream {
+    const x = stream.x;
+    const h = stream.normed ?? (this.ln1 ? this.ln1.call(g, x) : x);
+    const a = this.sa.call(g, h);
+    if (!this.ffwd) return this.#join(g, x, a, next);
+    const mid = this.#join(g, x, a, this.ln2);
+    return this.#join(g, mid.x, this.ffwd.call(g, mid.normed ?? mid.x), next);
+  }
+
+  /** x + y (or y alone without residuals), normed by `ln` when given. */
+  #join(g: Graph, x: Var, y: Var, ln?: LayerNorm): ResidualStream {
+    if (!this.opts.residual) return { x: y, normed: ln?.call(g, y) };
+    if (!ln) return { x: add(g, x, y) };
+    const { sum, out } = ln.addCall(g, x, y);
+    return { x: sum, normed: out };
+  }
+}
+
+/**
+ * The residual stream between blocks: x, and ln(x) when the norm that reads it next has
+ * already been applied (fused with the add that produced x).
+ */
+export interface ResidualStream {
+  x: Var;
+  normed?: Var;
 }

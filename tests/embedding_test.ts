@@ -6,8 +6,15 @@ import {
   embeddingForward,
   embeddingForwardReference,
 } from "../kernels/embedding.ts";
-import { runOnce } from "../kernels/program.ts";
-import { createTensor, LimitError, readF32, ShapeError, tensorView } from "../kernels/tensor.ts";
+import { Recorder, runOnce } from "../kernels/program.ts";
+import {
+  createTensor,
+  LimitError,
+  readF32,
+  ShapeError,
+  tensorView,
+  writeTensor,
+} from "../kernels/tensor.ts";
 import { randomF32, randomIds, relError } from "./support.ts";
 
 for (const C of [5, 12]) {
@@ -121,4 +128,44 @@ Deno.test("embedding ops reject mismatched shapes and dtypes", async () => {
     throws(() => embeddingBackward(rec, idx, wrongOut, table, false), ShapeError);
     throws(() => embeddingBackward(rec, idx, out, out, false), ShapeError);
   });
+});
+
+/** The backward's sums as f32 additions in increasing position order, as the device does them. */
+function inOrderF32Sums(ids: ArrayLike<number>, dOut: Float32Array, V: number, C: number) {
+  const sums = new Float32Array(V * C);
+  for (let n = 0; n < ids.length; n++) {
+    if (ids[n] >= V) continue;
+    for (let c = 0; c < C; c++) {
+      sums[ids[n] * C + c] = Math.fround(sums[ids[n] * C + c] + dOut[n * C + c]);
+    }
+  }
+  return sums;
+}
+
+Deno.test("embeddingBackward sums each row in position order, and rebuilds its index every replay", async () => {
+  const gpu = await getGpu();
+  for (const C of [3, 8]) {
+    const V = 11, N = 40;
+    // Batch 1 uses only rows 0..4, batch 2 only rows 5..10 plus ids ≥ V, which belong to no
+    // row: replaying batch 2 over batch 1's index must not see any of batch 1's positions.
+    const batches = [
+      randomIds(N, 5, 9),
+      Uint32Array.from(randomIds(N, 8, 10), (id) => id + 5),
+    ];
+    const w = randomF32(N * C, 11, 1, 0.5); // large and small magnitudes: order matters
+    const idx = createTensor(gpu, [N], "u32", "idx", batches[0]);
+    const dOut = createTensor(gpu, [N, C], "f32", "dOut", w);
+    const dTable = createTensor(gpu, [V, C], "f32", "dTable");
+    const rec = new Recorder(gpu);
+    embeddingBackward(rec, idx, dOut, dTable, false);
+    const plan = await rec.finish();
+    for (const [b, ids] of batches.entries()) {
+      writeTensor(idx, ids);
+      await plan.run();
+      const got = await readF32(dTable);
+      // Bit-identical to f32 additions in increasing n, the order a scan over every id takes.
+      deepStrictEqual([...got], [...inOrderF32Sums(ids, w, V, C)], `C = ${C}, batch ${b}`);
+      ok(got.some((v) => v !== 0));
+    }
+  }
 });
