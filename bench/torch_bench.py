@@ -80,14 +80,15 @@ class MultiHeadAttention(nn.Module):
 
 
 class FeedForward(nn.Module):
-    def __init__(self, n_embd, mult, dropout):
+    """Linear(n, m·n), ReLU, Linear(m·n, n), Dropout. As in experiments/gpt.ts, the lecture's
+    early rung without residual connections has no second Linear when m = 1."""
+
+    def __init__(self, n_embd, mult, dropout, residual):
         super().__init__()
-        self.net = nn.Sequential(
-            nn.Linear(n_embd, mult * n_embd),
-            nn.ReLU(),
-            nn.Linear(mult * n_embd, n_embd),
-            nn.Dropout(dropout),
-        )
+        layers = [nn.Linear(n_embd, mult * n_embd), nn.ReLU()]
+        if residual or mult != 1:
+            layers.append(nn.Linear(mult * n_embd, n_embd))
+        self.net = nn.Sequential(*layers, nn.Dropout(dropout))
 
     def forward(self, x):
         return self.net(x)
@@ -102,7 +103,7 @@ class Block(nn.Module):
         self.residual = spec["residual"]
         self.sa = MultiHeadAttention(n_embd, spec["n_head"], spec["block"], dropout, self.residual)
         mult = spec["ffn_mult"]
-        self.ffwd = FeedForward(n_embd, mult, dropout) if mult > 0 else None
+        self.ffwd = FeedForward(n_embd, mult, dropout, self.residual) if mult > 0 else None
         norm = spec["layer_norm"]
         self.ln1 = nn.LayerNorm(n_embd) if norm else nn.Identity()
         self.ln2 = nn.LayerNorm(n_embd) if norm else nn.Identity()
