@@ -194,7 +194,8 @@ export function createRunProfile(gpu: Gpu, opts: { trialSeconds?: number } = {})
       if (!stepPlan || run.stepsTrained === 0) {
         return `no training steps ran: nothing to profile\n\n${host}`;
       }
-      measured = await profileStep(gpu, stepPlan, { trialSeconds: opts.trialSeconds });
+      // Five trials per figure: on a shared machine single submissions vary by ±50%.
+      measured = await profileStep(gpu, stepPlan, { trialSeconds: opts.trialSeconds, trials: 5 });
       measured.timestampMsPerStep = await timestampsPerStep(gpu, stepPlan);
       const stepWallMs = run.trainMs / run.stepsTrained;
       // The run and the replays happen at different times: on a shared machine the last
