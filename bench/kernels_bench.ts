@@ -27,6 +27,7 @@ import { fillUniform } from "../kernels/random_fill.ts";
 import { type Plan, Recorder, runOnce } from "../kernels/program.ts";
 import { softmax } from "../kernels/softmax.ts";
 import { createTensor, readBytes, type Tensor } from "../kernels/tensor.ts";
+import { median } from "../harness/replay_timing.ts";
 
 /** One measured figure. */
 export interface BenchResult {
@@ -47,12 +48,6 @@ export async function randomTensor(gpu: Gpu, shape: number[], name: string): Pro
   const t = createTensor(gpu, shape, "f32", name);
   await runOnce(gpu, (rec) => fillUniform(rec, t, [7, 7], shape.length, -1, 1));
   return t;
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
 }
 
 /** Milliseconds from submitting `plan` until four bytes of `out` are back on the host. */

@@ -361,7 +361,7 @@ async function runLanguageModel(
   const tokensPerStep = config.train.batchSize * config.train.blockSize;
   const stepsPerSec = outcome.trainMs > 0 ? outcome.stepsTrained / (outcome.trainMs / 1000) : 0;
   if (!run.quiet && sample) progress.line(`--- sample ---\n${sample}\n--------------`);
-  if (profile) console.log(`\n${await profile.report(outcome.timing)}\n`);
+  if (profile) console.log(`\n${await profile.report(outcome)}\n`);
   return {
     ...baseResult(experiment, run, startedAt),
     status: outcome.status,

@@ -1,12 +1,15 @@
 /**
- * `deno task exp NAME --profile`: per-kernel device time from timestamp queries, and where the
- * host's time went. A profiled run encodes every dispatch as its own compute pass with
- * `timestampWrites` (a diagnostic: the extra passes and readbacks slow the run); the normal
- * path is untouched. Results are unchanged: the same dispatches run in the same order.
+ * `deno task exp NAME --profile`: where a training step's wall time goes, and where the run's
+ * host time went. The run itself is undisturbed (plain submits; the profiler only notes which
+ * plan is the training step); after it, the step plan is replayed kernel by kernel and whole
+ * (harness/step_profile.ts) so that the per-kernel table adds up to the step's wall time, and,
+ * where the adapter has timestamp queries, once more with each dispatch in its own timed pass,
+ * to show what timestamps alone would attribute.
  */
 import type { Gpu } from "../kernels/device.ts";
 import type { Plan } from "../kernels/program.ts";
-import type { PlanSubmitter, TrainTiming } from "./train.ts";
+import { formatStepProfile, profileStep, type StepProfile, textTable } from "./step_profile.ts";
+import { plainSubmitter, type PlanSubmitter, type Replay, type TrainTiming } from "./train.ts";
 
 /** Device time of one kernel over a run. */
 export interface KernelTime {
@@ -34,7 +37,7 @@ export class KernelProfiler implements PlanSubmitter {
 
   /** Encodes each dispatch of each replay as one timed compute pass, then submits. */
   submit(
-    replays: readonly { plan: Plan; times: number }[],
+    replays: readonly Replay[],
     then?: (encoder: GPUCommandEncoder) => void,
   ): void {
     const { device } = this.gpu;
@@ -119,26 +122,6 @@ export class KernelProfiler implements PlanSubmitter {
   }
 }
 
-/** The per-kernel table: kernel, calls, total ms, mean µs per call, share of the device time. */
-export function formatKernelTable(rows: readonly KernelTime[]): string {
-  const total = rows.reduce((s, r) => s + r.totalMs, 0);
-  const cells = rows.map((r) => [
-    r.kernel,
-    String(r.calls),
-    r.totalMs.toFixed(1),
-    (r.calls > 0 ? (1000 * r.totalMs) / r.calls : 0).toFixed(1),
-    `${(total > 0 ? (100 * r.totalMs) / total : 0).toFixed(1)}%`,
-  ]);
-  cells.push([
-    "total",
-    String(rows.reduce((s, r) => s + r.calls, 0)),
-    total.toFixed(1),
-    "",
-    total > 0 ? "100.0%" : "0.0%",
-  ]);
-  return table(["kernel", "calls", "total ms", "µs/call", "share"], cells);
-}
-
 /** The host-time breakdown of a training run, each part as a share of its wall time. */
 export function formatHostTime(t: TrainTiming): string {
   const parts: [string, number][] = [
@@ -154,43 +137,85 @@ export function formatHostTime(t: TrainTiming): string {
     `${(t.totalMs > 0 ? (100 * ms) / t.totalMs : 0).toFixed(1)}%`,
   ]);
   cells.push(["training run wall time", t.totalMs.toFixed(1), "100.0%"]);
-  return table(["host time", "ms", "share"], cells);
-}
-
-function table(header: string[], rows: string[][]): string {
-  const all = [header, ...rows];
-  const widths = header.map((_, c) => Math.max(...all.map((r) => r[c].length)));
-  const line = (r: string[]) =>
-    r.map((cell, c) => c === 0 ? cell.padEnd(widths[c]) : cell.padStart(widths[c])).join("  ");
-  return [line(header), widths.map((w) => "-".repeat(w)).join("  "), ...rows.map(line)].join("\n");
+  return textTable(["host time", "ms", "share"], cells);
 }
 
 /** What `exp --profile` needs: a submitter for the run and the report printed after it. */
 export interface RunProfile {
-  /** Undefined when the adapter has no timestamps (the host-time table is still printed). */
-  submitter?: PlanSubmitter;
-  /** The tables, as text. */
-  report(timing: TrainTiming): Promise<string>;
+  /** Submits like the default and keeps the training step's plan for the report. */
+  submitter: PlanSubmitter;
+  /** Measures the step (after the run: it overwrites the run's device state) and the tables. */
+  report(run: ProfiledRun): Promise<string>;
+  /** The last report's measurements (undefined before a report or without training steps). */
+  readonly measured?: StepProfile;
 }
 
-/** Starts profiling a run on `gpu`; per-kernel times only where timestamps are supported. */
-export function createRunProfile(gpu: Gpu): RunProfile {
-  let profiler: KernelProfiler | undefined;
-  let unsupported = "";
-  try {
-    profiler = new KernelProfiler(gpu);
-  } catch (e) {
-    unsupported = (e as Error).message;
-  }
+/** What the report needs from the finished run. */
+export interface ProfiledRun {
+  timing: TrainTiming;
+  /** Training-loop milliseconds (evaluation excluded) over `stepsTrained` steps. */
+  trainMs: number;
+  stepsTrained: number;
+}
+
+/** Timestamped replays of the step for the comparison column: enough to average, few. */
+const TIMESTAMP_REPLAYS = 20;
+
+/** A default submitter that also keeps the last plan submitted as the training step. */
+export function stepCapturingSubmitter(
+  gpu: Gpu,
+): { submitter: PlanSubmitter; stepPlan(): Plan | undefined } {
+  const plain = plainSubmitter(gpu);
+  let stepPlan: Plan | undefined;
   return {
-    submitter: profiler,
-    async report(timing) {
-      const kernels = profiler
-        ? formatKernelTable(await profiler.results())
-        : `per-kernel times unavailable: ${unsupported}`;
-      return `${kernels}\n\n${formatHostTime(timing)}\n` +
-        "(--profile times each dispatch in its own compute pass: the host times above include " +
-        "that overhead; run without --profile for undisturbed figures)";
+    submitter: {
+      submit(replays, then) {
+        for (const r of replays) if (r.role === "step") stepPlan = r.plan;
+        plain.submit(replays, then);
+      },
+    },
+    stepPlan: () => stepPlan,
+  };
+}
+
+/** Starts profiling a run on `gpu`. */
+export function createRunProfile(gpu: Gpu, opts: { trialSeconds?: number } = {}): RunProfile {
+  const capture = stepCapturingSubmitter(gpu);
+  let measured: StepProfile | undefined;
+  const loadAtStart = Deno.loadavg()[0];
+  return {
+    submitter: capture.submitter,
+    get measured() {
+      return measured;
+    },
+    async report(run) {
+      const host = formatHostTime(run.timing);
+      const stepPlan = capture.stepPlan();
+      if (!stepPlan || run.stepsTrained === 0) {
+        return `no training steps ran: nothing to profile\n\n${host}`;
+      }
+      // Five trials per figure: on a shared machine single submissions vary by ±50%.
+      measured = await profileStep(gpu, stepPlan, { trialSeconds: opts.trialSeconds, trials: 5 });
+      measured.timestampMsPerStep = await timestampsPerStep(gpu, stepPlan);
+      const stepWallMs = run.trainMs / run.stepsTrained;
+      // The run and the replays happen at different times: on a shared machine the last
+      // remainder also carries any change in load between them, so both loads are printed.
+      const load = `load average (1 min): ${loadAtStart.toFixed(2)} when the run began, ` +
+        `${Deno.loadavg()[0].toFixed(2)} after the replays, on ${navigator.hardwareConcurrency} ` +
+        "cores; the host row also absorbs any change in load between the run and the replays.";
+      return `${formatStepProfile(measured, stepWallMs)}\n${load}\n\n${host}`;
     },
   };
+}
+
+/** Per kernel, timestamp-query milliseconds per step over a few replays; undefined without. */
+async function timestampsPerStep(
+  gpu: Gpu,
+  plan: Plan,
+): Promise<Record<string, number> | undefined> {
+  if (!gpu.hasTimestamps) return undefined;
+  const profiler = new KernelProfiler(gpu);
+  profiler.submit([{ plan, times: TIMESTAMP_REPLAYS }]);
+  const rows = await profiler.results();
+  return Object.fromEntries(rows.map((r) => [r.kernel, r.totalMs / TIMESTAMP_REPLAYS]));
 }

@@ -66,9 +66,16 @@ export interface PlanSubmitter {
    * (a readback copy) to the same command buffer.
    */
   submit(
-    replays: readonly { plan: Plan; times: number }[],
+    replays: readonly Replay[],
     then?: (encoder: GPUCommandEncoder) => void,
   ): void;
+}
+
+/** A plan to replay `times` times; `role` marks the training step (what --profile measures). */
+export interface Replay {
+  plan: Plan;
+  times: number;
+  role?: "step";
 }
 
 /** The default submitter: every replay in one compute pass of one command buffer. */
@@ -234,7 +241,7 @@ export async function trainLanguageModel(opts: TrainOptions): Promise<TrainOutco
     const nextSave = saveEvery > 0 ? (Math.floor(step / saveEvery) + 1) * saveEvery : Infinity;
     const n = Math.min(chunkSteps, nextEval - step, nextSave - step);
     const t0 = performance.now();
-    submitter.submit([{ plan: stepPlan, times: n }], readback.request(step, n));
+    submitter.submit([{ plan: stepPlan, times: n, role: "step" }], readback.request(step, n));
     encodeSubmitMs += performance.now() - t0;
     step += n;
     // Keep one chunk in flight: the previous chunk's readback overlaps the one just submitted.
