@@ -20,20 +20,15 @@ export {
   writeTensor,
 } from "./kernels/tensor.ts";
 export type { DType } from "./kernels/tensor.ts";
-export { Plan, Recorder, runOnce, uniformU32 } from "./kernels/program.ts";
+export { f32Bits, Plan, Recorder, runOnce, uniformU32 } from "./kernels/program.ts";
 export type { Binding, Kernel } from "./kernels/program.ts";
 // What a user-written kernel needs (see the README's "Writing your own op"): workgroup grids,
 // one source holding several kernels, the validators every dispatcher calls, the loop limit.
-export { f32Bits, grid1d, MAX_GROUPS_PER_DIM } from "./kernels/grid.ts";
-export {
-  addInto,
-  copy,
-  requireDisjoint,
-  requireF32,
-  requireSameShape,
-  wgslSection,
-} from "./kernels/elementwise.ts";
-export { MAX_LOOP_ITERATIONS } from "./kernels/matmul.ts";
+export { grid1d, MAX_GROUPS_PER_DIM } from "./kernels/grid.ts";
+export { addInto, copy } from "./kernels/elementwise.ts";
+export { requireDisjoint, requireF32, requireSameShape } from "./kernels/validate.ts";
+export { wgslSection } from "./kernels/wgsl.ts";
+export { MAX_LOOP_ITERATIONS } from "./kernels/device_limits.ts";
 export { Counter, createCounters } from "./kernels/counters.ts";
 export { philox4x32, Stream, streamKey } from "./kernels/philox.ts";
 export type { StreamName } from "./kernels/philox.ts";

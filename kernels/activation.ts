@@ -4,7 +4,7 @@
  * (WGSL has no erf builtin), and their float64 references.
  */
 import source from "./activation.wgsl" with { type: "text" };
-import { wgslSection } from "./elementwise.ts";
+import { wgslSection } from "./wgsl.ts";
 
 /** An activation a matmul can apply to its output. */
 export type Activation = "none" | "relu" | "gelu";

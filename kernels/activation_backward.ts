@@ -5,9 +5,10 @@
  */
 import source from "./activation.wgsl" with { type: "text" };
 import { type Activation, GELU_WGSL, geluGradReference } from "./activation.ts";
-import { requireDisjoint, requireF32, requireSameShape, wgslSection } from "./elementwise.ts";
+import { requireDisjoint, requireF32, requireSameShape } from "./validate.ts";
+import { wgslSection } from "./wgsl.ts";
 import { grid1d } from "./grid.ts";
-import { MAX_LOOP_ITERATIONS } from "./matmul.ts";
+import { MAX_LOOP_ITERATIONS } from "./device_limits.ts";
 import type { Recorder } from "./program.ts";
 import { LimitError, ShapeError, type Tensor } from "./tensor.ts";
 

@@ -5,9 +5,9 @@
 import biasSource from "./adamw_bias.wgsl" with { type: "text" };
 import source from "./adamw.wgsl" with { type: "text" };
 import { Counter } from "./counters.ts";
-import { requireDisjoint, requireF32 } from "./elementwise.ts";
-import { f32Bits, grid1d } from "./grid.ts";
-import { type Recorder, uniformU32 } from "./program.ts";
+import { requireDisjoint, requireF32 } from "./validate.ts";
+import { grid1d } from "./grid.ts";
+import { f32Bits, type Recorder, uniformU32 } from "./program.ts";
 import { ShapeError, type Tensor } from "./tensor.ts";
 
 /** AdamW hyperparameters; omitted ones take torch.optim.AdamW's defaults (0.9, 0.999, 1e-8, 0.01). */

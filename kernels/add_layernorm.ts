@@ -4,7 +4,7 @@
  * that reached the sum directly, written to both summands in one pass. The parameter gradients
  * are layerNormParamsBackward's column sums over the saved sum.
  */
-import { requireDisjoint, requireF32, requireSameShape } from "./elementwise.ts";
+import { requireDisjoint, requireF32, requireSameShape } from "./validate.ts";
 import { grid1d } from "./grid.ts";
 import { layerNormCode, layerNormReference, layerNormShapes } from "./layernorm.ts";
 import type { Recorder } from "./program.ts";

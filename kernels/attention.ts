@@ -15,10 +15,10 @@ import {
   kernelCode,
   type Resolved,
 } from "./attention_code.ts";
-import { requireDisjoint, requireF32 } from "./elementwise.ts";
-import { f32Bits, grid1d } from "./grid.ts";
-import { MAX_LOOP_ITERATIONS } from "./matmul.ts";
-import { type Binding, type Recorder, uniformU32 } from "./program.ts";
+import { requireDisjoint, requireF32 } from "./validate.ts";
+import { grid1d } from "./grid.ts";
+import { MAX_LOOP_ITERATIONS } from "./device_limits.ts";
+import { type Binding, f32Bits, type Recorder, uniformU32 } from "./program.ts";
 import { LimitError, ShapeError, type Tensor } from "./tensor.ts";
 
 export {

@@ -6,7 +6,7 @@
 import philoxSource from "./philox.wgsl" with { type: "text" };
 import source from "./attention.wgsl" with { type: "text" };
 import { keepScale } from "./dropout.ts";
-import { wgslSection } from "./elementwise.ts";
+import { wgslSection } from "./wgsl.ts";
 import type { Tensor } from "./tensor.ts";
 
 /** Dropout of the attention weights (after the softmax), drawn as kernels/dropout.ts draws. */

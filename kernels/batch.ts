@@ -4,15 +4,13 @@
  */
 import philoxSource from "./philox.wgsl" with { type: "text" };
 import batchSource from "./batch.wgsl" with { type: "text" };
-import { requireDisjoint } from "./elementwise.ts";
+import { requireDisjoint } from "./validate.ts";
 import { philox4x32 } from "./philox.ts";
 import { type Recorder, uniformU32 } from "./program.ts";
 import { LimitError, ShapeError, type Tensor } from "./tensor.ts";
+import { MAX_LOOP_ITERATIONS } from "./device_limits.ts";
 
 const code = philoxSource + batchSource;
-
-// llvmpipe silently stops an invocation after this many loop-header evaluations in total.
-const LOOP_LIMIT = 65535;
 
 /** Arguments of `sampleBatch`. */
 export interface SampleBatchArgs {
@@ -94,10 +92,10 @@ export function sampleBatch(rec: Recorder, a: SampleBatchArgs): void {
   requireDisjoint("sampleBatch", [inputs, targets, counters], [tokens]);
   // Philox's 10 rounds + the token loop per row, rows strided over 256 invocations.
   const loops = Math.ceil(B / 256) * (11 + T + 1) + 1;
-  if (loops > LOOP_LIMIT) {
+  if (loops > MAX_LOOP_ITERATIONS) {
     throw new LimitError(
       `sampleBatch: [B=${B}, T=${T}] needs ${loops} loop iterations per invocation, above ` +
-        `llvmpipe's limit of ${LOOP_LIMIT}`,
+        `llvmpipe's limit of ${MAX_LOOP_ITERATIONS}`,
     );
   }
   const params = uniformU32(rec.gpu, [key[0], key[1]], "sample_batch.key");

@@ -4,7 +4,8 @@
  * with plain TypeScript references.
  */
 import source from "./concat.wgsl" with { type: "text" };
-import { requireDisjoint, requireF32, wgslSection } from "./elementwise.ts";
+import { requireDisjoint, requireF32 } from "./validate.ts";
+import { wgslSection } from "./wgsl.ts";
 import { grid1d } from "./grid.ts";
 import type { Recorder } from "./program.ts";
 import { ShapeError, type Tensor } from "./tensor.ts";

@@ -3,12 +3,10 @@
  * history, and optionally d(mean loss)/d(logits), in one deterministic dispatch.
  */
 import source from "./cross_entropy.wgsl" with { type: "text" };
-import { requireDisjoint, requireF32 } from "./elementwise.ts";
+import { requireDisjoint, requireF32 } from "./validate.ts";
 import type { Recorder } from "./program.ts";
 import { LimitError, ShapeError, type Tensor } from "./tensor.ts";
-
-// llvmpipe silently stops an invocation after this many loop iterations in total.
-const LOOP_LIMIT = 65535;
+import { MAX_LOOP_ITERATIONS } from "./device_limits.ts";
 
 const WITH_GRAD_PRELUDE = `
 @group(0) @binding(4) var<storage, read_write> d_logits: array<f32>;
@@ -113,10 +111,10 @@ export function crossEntropy(rec: Recorder, a: CrossEntropyArgs): void {
   requireDisjoint(op, outputs, [logits, targets, counters]);
   if (dLogits && dBias) requireDisjoint(op, [dBias], [dLogits, losses]);
   const loops = crossEntropyLoopCount(N, V, dLogits !== undefined, dBias !== undefined);
-  if (loops > LOOP_LIMIT) {
+  if (loops > MAX_LOOP_ITERATIONS) {
     throw new LimitError(
       `${op}: ${logits.describe()} (N=${N} rows, V=${V}) needs ${loops} loop iterations per ` +
-        `invocation of its single workgroup, above llvmpipe's limit of ${LOOP_LIMIT}`,
+        `invocation of its single workgroup, above llvmpipe's limit of ${MAX_LOOP_ITERATIONS}`,
     );
   }
   const code = (dLogits ? WITH_GRAD_PRELUDE : NO_GRAD_PRELUDE) +

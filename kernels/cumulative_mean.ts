@@ -1,8 +1,8 @@
 /** The averaging trick of the lecture (xbow): each position's mean over itself and its past. */
 import source from "./cumulative_mean.wgsl" with { type: "text" };
-import { requireDisjoint, requireF32, requireSameShape } from "./elementwise.ts";
+import { requireDisjoint, requireF32, requireSameShape } from "./validate.ts";
 import { grid1d } from "./grid.ts";
-import { MAX_LOOP_ITERATIONS } from "./matmul.ts";
+import { MAX_LOOP_ITERATIONS } from "./device_limits.ts";
 import type { Recorder } from "./program.ts";
 import { LimitError, ShapeError, type Tensor } from "./tensor.ts";
 

@@ -5,11 +5,11 @@
  */
 import philoxSource from "./philox.wgsl" with { type: "text" };
 import source from "./dropout.wgsl" with { type: "text" };
-import { mul, requireDisjoint, requireF32, requireSameShape } from "./elementwise.ts";
+import { mul } from "./elementwise.ts";
+import { requireDisjoint, requireF32, requireSameShape } from "./validate.ts";
 import { grid1d } from "./grid.ts";
 import { philox4x32, unitFloat } from "./philox.ts";
-import { type Recorder, uniformU32 } from "./program.ts";
-import { f32Bits } from "./grid.ts";
+import { f32Bits, type Recorder, uniformU32 } from "./program.ts";
 import { ShapeError, type Tensor } from "./tensor.ts";
 
 /** Where dropout's randomness comes from. */

@@ -1,60 +1,16 @@
 /**
  * Elementwise maps (add with bias broadcast, mul, scale, relu and its backward, accumulation,
- * copy) and the validation helpers the other kernel families share.
+ * copy).
  */
 import source from "./elementwise.wgsl" with { type: "text" };
 import { grid1d } from "./grid.ts";
 import type { Recorder } from "./program.ts";
 import { ShapeError, type Tensor } from "./tensor.ts";
+import { requireDisjoint, requireF32, requireSameShape } from "./validate.ts";
 
-/** Throws ShapeError naming `op` unless every tensor holds f32. */
-export function requireF32(op: string, ...tensors: readonly Tensor[]): void {
-  for (const t of tensors) {
-    if (t.dtype !== "f32") throw new ShapeError(`${op}: ${t.describe()} must be f32`);
-  }
-}
-
-/** Throws ShapeError naming `op` and both shapes unless `b` has exactly the shape of `a`. */
-export function requireSameShape(op: string, a: Tensor, b: Tensor): void {
-  if (a.shape.length !== b.shape.length || a.shape.some((d, i) => d !== b.shape[i])) {
-    throw new ShapeError(`${op}: ${b.describe()} must have the shape of ${a.describe()}`);
-  }
-}
-
-/**
- * Throws unless no output shares a GPU buffer with an input: WebGPU rejects a dispatch that
- * binds one buffer both read-only and writable, and the error would only surface at submit.
- */
-export function requireDisjoint(
-  op: string,
-  outputs: readonly Tensor[],
-  inputs: readonly Tensor[],
-): void {
-  for (const o of outputs) {
-    for (const i of inputs) {
-      if (o.buffer === i.buffer) {
-        throw new ShapeError(
-          `${op}: output ${o.describe()} shares a GPU buffer with input ${i.describe()}; ` +
-            `WebGPU cannot bind one buffer as both read-only and writable in a dispatch`,
-        );
-      }
-    }
-  }
-}
-
-/**
- * One kernel of a multi-kernel `.wgsl` file: the shared prelude (everything before the first
- * `//@kernel` line) followed by the section `//@kernel <name>`. Lets a family keep its forward
- * and backward kernels, each with its own bindings and entry point `main`, in one file.
- */
-export function wgslSection(source: string, name: string): string {
-  const parts = source.split(/^\/\/@kernel[ \t]+/m);
-  const section = parts.slice(1).find((p) =>
-    p.startsWith(`${name}\n`) || p.startsWith(`${name}\r\n`)
-  );
-  if (section === undefined) throw new Error(`WGSL source has no //@kernel ${name} section`);
-  return `${parts[0]}// kernel ${section}`;
-}
+// Re-exported for kernels/matmul.ts and kernels/matmul_epilogue.ts, which still import them
+// from here; drop once they import ./validate.ts (issue 13).
+export { requireDisjoint, requireF32, requireSameShape } from "./validate.ts";
 
 const Op = { add: 0, mul: 1, scale: 2, relu: 3, reluBackward: 4, copy: 5 } as const;
 

@@ -6,13 +6,12 @@
  */
 import source from "./embedding.wgsl" with { type: "text" };
 import indexSource from "./embedding_index.wgsl" with { type: "text" };
-import { requireDisjoint, requireF32, wgslSection } from "./elementwise.ts";
+import { requireDisjoint, requireF32 } from "./validate.ts";
+import { wgslSection } from "./wgsl.ts";
 import { grid1d } from "./grid.ts";
 import type { Recorder } from "./program.ts";
 import { createTensor, LimitError, ShapeError, type Tensor } from "./tensor.ts";
-
-// llvmpipe silently stops an invocation after this many loop iterations in total.
-const LOOP_LIMIT = 65535;
+import { MAX_LOOP_ITERATIONS } from "./device_limits.ts";
 
 function requireU32(op: string, ...tensors: Tensor[]): void {
   for (const t of tensors) {
@@ -97,10 +96,10 @@ export function embeddingBackward(
   requireRows(op, dOut, idx, C);
   requireDisjoint(op, [dTable], [idx, dOut]);
   const N = idx.size;
-  if (N > LOOP_LIMIT) {
+  if (N > MAX_LOOP_ITERATIONS) {
     throw new LimitError(
       `${op}: ${idx.describe()} has ${N} ids; the index build loops over all of them in one ` +
-        `invocation, above llvmpipe's limit of ${LOOP_LIMIT} loop iterations`,
+        `invocation, above llvmpipe's limit of ${MAX_LOOP_ITERATIONS} loop iterations`,
     );
   }
   if (dTable.size === 0) return;

@@ -21,18 +21,12 @@ import {
   resolveAdamwOptions,
 } from "./adamw.ts";
 import type { Gpu } from "./device.ts";
-import { requireDisjoint, requireF32, wgslSection } from "./elementwise.ts";
+import { requireDisjoint, requireF32 } from "./validate.ts";
+import { wgslSection } from "./wgsl.ts";
 import { type Recorder, uniformU32 } from "./program.ts";
 import { createTensor, LimitError, ShapeError, type Tensor } from "./tensor.ts";
-
-// llvmpipe silently stops an invocation after this many loop iterations in total.
-const LOOP_LIMIT = 65535;
-
-// Invocations per sequence workgroup: one 8-wide SIMD row on llvmpipe, which runs a workgroup's
-// rows as coroutines on one thread and switches them at every barrier. Measured at the default
-// shape (CPU time per step of the sequence kernel): 8 → 1.36 ms, 16 → 1.44, 32 → 1.70,
-// 64 → 1.96, 128 → 2.63.
-const SEQUENCE_WG = 8;
+import { MAX_LOOP_ITERATIONS } from "./device_limits.ts";
+import { tuningFor } from "./tuning.ts";
 
 /** The model's dimensions: batch B, block T, embedding C, head H, vocabulary V. */
 export interface AttentionHeadShape {
@@ -73,7 +67,7 @@ function updateRows({ T, C, H, V }: AttentionHeadShape): number {
  * Upper bound on the loop iterations one invocation of the `sequence` kernel runs (each loop
  * also pays one evaluation of its exit test), phase by phase as in the .wgsl file.
  */
-export function sequenceLoopCount(s: AttentionHeadShape, withGrad: boolean, wg = SEQUENCE_WG) {
+export function sequenceLoopCount(s: AttentionHeadShape, withGrad: boolean, wg: number) {
   const { T, C, H, V } = s;
   const VP = paddedVocab(V);
   const phase = (items: number, inner: number) => Math.ceil(items / wg) * (inner + 2) + 1;
@@ -113,12 +107,13 @@ export function planFusedAttentionHead(
     // The kernels' 8×8 register tiles need whole tiles along every axis but V's (padded).
     if (n % 8 !== 0) return { ok: false, reason: `${name} = ${n} is not a multiple of 8` };
   }
-  const loops = Math.max(sequenceLoopCount(s, true), updateLoopCount(s));
-  if (loops > LOOP_LIMIT) {
+  const wg = tuningFor(gpu.adapter).sequenceWorkgroupSize;
+  const loops = Math.max(sequenceLoopCount(s, true, wg), updateLoopCount(s));
+  if (loops > MAX_LOOP_ITERATIONS) {
     return {
       ok: false,
       reason: `an invocation would run ${loops} loop iterations, above llvmpipe's limit of ` +
-        `${LOOP_LIMIT}`,
+        `${MAX_LOOP_ITERATIONS}`,
     };
   }
   // ids and targets are u32 workgroup arrays of T each, next to the activations.
@@ -319,7 +314,7 @@ function recordSequence(
     LOSS_AT: layout.lossAt,
     G_AT: layout.gAt,
     ACT_AT: layout.actAt,
-    WG: SEQUENCE_WG,
+    WG: tuningFor(rec.gpu.adapter).sequenceWorkgroupSize,
     ...r.offsets,
   }, 1 / Math.sqrt(H));
   const code = consts + philoxSource +

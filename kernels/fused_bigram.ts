@@ -11,19 +11,14 @@ import adamwBiasSource from "./adamw_bias.wgsl" with { type: "text" };
 import source from "./fused_bigram.wgsl" with { type: "text" };
 import { checkDeviceBatch, type DeviceBatch, sampleBatchReference } from "./batch.ts";
 import { crossEntropyReference } from "./cross_entropy.ts";
-import { requireDisjoint, requireF32, wgslSection } from "./elementwise.ts";
+import { requireDisjoint, requireF32 } from "./validate.ts";
+import { wgslSection } from "./wgsl.ts";
 import { embeddingBackwardReference, embeddingForwardReference } from "./embedding.ts";
 import { type AdamwOptions, adamwReference, resolveAdamwOptions } from "./adamw.ts";
-import { f32Bits } from "./grid.ts";
-import { type Recorder, uniformU32 } from "./program.ts";
+import { f32Bits, type Recorder, uniformU32 } from "./program.ts";
 import { createTensor, LimitError, ShapeError, type Tensor } from "./tensor.ts";
-
-// llvmpipe silently stops an invocation after this many loop iterations in total.
-const LOOP_LIMIT = 65535;
-
-// llvmpipe pays per workgroup launched, so the update strides over the arena with one
-// workgroup per core of the 2-core machines it runs on rather than one per 256 elements.
-const UPDATE_WORKGROUPS = 2;
+import { MAX_LOOP_ITERATIONS } from "./device_limits.ts";
+import { tuningFor } from "./tuning.ts";
 
 const lossCode = philoxSource + adamwBiasSource + wgslSection(source, "loss");
 const updateCode = wgslSection(source, "update");
@@ -95,10 +90,10 @@ function recordLoss(
   const { V, N } = validate(op, a);
   const B = a.batchSize, T = a.blockSize;
   const loops = fusedBigramLossLoopCount(B, T, V, withGrad);
-  if (loops > LOOP_LIMIT) {
+  if (loops > MAX_LOOP_ITERATIONS) {
     throw new LimitError(
       `${op}: [B=${B}, T=${T}] with a vocabulary of ${V} needs ${loops} loop iterations per ` +
-        `invocation of its single workgroup, above llvmpipe's limit of ${LOOP_LIMIT}`,
+        `invocation of its single workgroup, above llvmpipe's limit of ${MAX_LOOP_ITERATIONS}`,
     );
   }
   requireDisjoint(op, [a.counters, a.losses, scratch], [a.tokens, a.table]);
@@ -171,10 +166,10 @@ export function fusedBigramStep(rec: Recorder, a: FusedBigramBatch & FusedBigram
         `(padded to a multiple of 4)`,
     );
   }
-  if (4 * (N + 1) + 1 > LOOP_LIMIT) {
+  if (4 * (N + 1) + 1 > MAX_LOOP_ITERATIONS) {
     throw new LimitError(
       `${op}: ${N} positions per batch need ${4 * (N + 1) + 1} loop iterations per ` +
-        `invocation of the update kernel, above llvmpipe's limit of ${LOOP_LIMIT}`,
+        `invocation of the update kernel, above llvmpipe's limit of ${MAX_LOOP_ITERATIONS}`,
     );
   }
   requireDisjoint(op, [params, m, v], [a.tokens, a.counters]);
@@ -191,7 +186,7 @@ export function fusedBigramStep(rec: Recorder, a: FusedBigramBatch & FusedBigram
   rec.dispatch(
     { name: "fused_bigram_update", code: updateCode, constants: { N, V, LEN: len } },
     [params, m, v, scratch, uniform],
-    UPDATE_WORKGROUPS,
+    tuningFor(rec.gpu.adapter).updateWorkgroups,
   );
 }
 

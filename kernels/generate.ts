@@ -7,15 +7,13 @@ import philoxSource from "./philox.wgsl" with { type: "text" };
 import sampleSource from "./generate.wgsl" with { type: "text" };
 import windowSource from "./generate.window.wgsl" with { type: "text" };
 import { Counter } from "./counters.ts";
-import { requireDisjoint, requireF32 } from "./elementwise.ts";
+import { requireDisjoint, requireF32 } from "./validate.ts";
 import { grid1d } from "./grid.ts";
 import { type Recorder, uniformU32 } from "./program.ts";
 import { LimitError, ShapeError, type Tensor } from "./tensor.ts";
+import { MAX_LOOP_ITERATIONS } from "./device_limits.ts";
 
 const sampleCode = philoxSource + sampleSource;
-
-// llvmpipe silently stops an invocation after this many loop iterations in total.
-const LOOP_LIMIT = 65535;
 
 function requireU32(op: string, ...tensors: Tensor[]): void {
   for (const t of tensors) {
@@ -96,10 +94,10 @@ export function sampleNext(rec: Recorder, a: SampleNextArgs): void {
   if (generated.size === 0) throw new ShapeError(`${op}: ${generated.describe()} is empty`);
   requireDisjoint(op, [counters, generated], [logits]);
   const loops = sampleNextLoopCount(V);
-  if (loops > LOOP_LIMIT) {
+  if (loops > MAX_LOOP_ITERATIONS) {
     throw new LimitError(
       `${op}: ${logits.describe()} (V=${V}) needs ${loops} loop iterations in one invocation, ` +
-        `above llvmpipe's limit of ${LOOP_LIMIT}`,
+        `above llvmpipe's limit of ${MAX_LOOP_ITERATIONS}`,
     );
   }
   const params = uniformU32(rec.gpu, [key[0], key[1]], "sample_next.key");

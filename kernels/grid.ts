@@ -13,8 +13,3 @@ export function grid1d(n: number, workgroupSize: number): [number, number] {
   if (groups <= MAX_GROUPS_PER_DIM) return [groups, 1];
   return [MAX_GROUPS_PER_DIM, Math.ceil(groups / MAX_GROUPS_PER_DIM)];
 }
-
-/** The u32 bit pattern of an f32, for packing floats into u32 uniform buffers. */
-export function f32Bits(x: number): number {
-  return new Uint32Array(Float32Array.of(x).buffer)[0];
-}

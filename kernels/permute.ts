@@ -5,7 +5,7 @@
  * recognised as a reshape (`isReshape`) and needs no copy at all.
  */
 import source from "./permute.wgsl" with { type: "text" };
-import { requireDisjoint, requireF32 } from "./elementwise.ts";
+import { requireDisjoint, requireF32 } from "./validate.ts";
 import { grid1d } from "./grid.ts";
 import { type Recorder, uniformU32 } from "./program.ts";
 import { ShapeError, type Tensor } from "./tensor.ts";

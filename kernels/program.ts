@@ -74,6 +74,11 @@ export function uniformU32(gpu: Gpu, values: readonly number[], label = "params"
   return buffer;
 }
 
+/** The u32 bit pattern of an f32, for packing floats into u32 uniform buffers. */
+export function f32Bits(x: number): number {
+  return new Uint32Array(Float32Array.of(x).buffer)[0];
+}
+
 /** Collects dispatches in order; `finish()` validates them and returns a replayable Plan. */
 export class Recorder {
   readonly dispatches: Dispatch[] = [];

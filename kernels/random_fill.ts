@@ -1,8 +1,8 @@
 /** Dispatchers for Philox fills: raw words (tests), uniform and normal initialisation. */
 import philoxSource from "./philox.wgsl" with { type: "text" };
 import fillSource from "./random_fill.wgsl" with { type: "text" };
-import { f32Bits, grid1d } from "./grid.ts";
-import { type Recorder, uniformU32 } from "./program.ts";
+import { grid1d } from "./grid.ts";
+import { f32Bits, type Recorder, uniformU32 } from "./program.ts";
 import { ShapeError, type Tensor } from "./tensor.ts";
 
 const code = philoxSource + fillSource;

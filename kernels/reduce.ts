@@ -3,9 +3,9 @@
  * gives bit-identical sums on every run. Column sums are the bias gradients of Linear layers.
  */
 import source from "./reduce.wgsl" with { type: "text" };
-import { requireDisjoint, requireF32 } from "./elementwise.ts";
+import { requireDisjoint, requireF32 } from "./validate.ts";
 import { grid1d } from "./grid.ts";
-import { MAX_LOOP_ITERATIONS } from "./matmul.ts";
+import { MAX_LOOP_ITERATIONS } from "./device_limits.ts";
 import type { Recorder } from "./program.ts";
 import { LimitError, ShapeError, type Tensor } from "./tensor.ts";
 

@@ -3,9 +3,10 @@
  * backward. Rows are the second-to-last axis: under the causal mask row i keeps columns j <= i.
  */
 import source from "./softmax.wgsl" with { type: "text" };
-import { requireDisjoint, requireF32, requireSameShape, wgslSection } from "./elementwise.ts";
+import { requireDisjoint, requireF32, requireSameShape } from "./validate.ts";
+import { wgslSection } from "./wgsl.ts";
 import { grid1d } from "./grid.ts";
-import { MAX_LOOP_ITERATIONS } from "./matmul.ts";
+import { MAX_LOOP_ITERATIONS } from "./device_limits.ts";
 import type { Recorder } from "./program.ts";
 import { LimitError, ShapeError, type Tensor } from "./tensor.ts";
 
