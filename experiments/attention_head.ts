@@ -5,10 +5,12 @@
 import { z } from "zod";
 import {
   type AttentionHeadWeights,
+  planFusedAttentionHead,
+} from "../kernels/fused_attention_head_plan.ts";
+import {
   type FusedAttentionHeadBatch,
   fusedAttentionHeadEval,
   fusedAttentionHeadStep,
-  planFusedAttentionHead,
 } from "../kernels/fused_attention_head.ts";
 import { Head, Linear, TokenAndPosition } from "../nn/modules.ts";
 import type { ParamStore } from "../nn/params.ts";

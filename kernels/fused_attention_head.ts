@@ -3,7 +3,9 @@
  * into two. `sequence`: one workgroup per batch row carries its sequence through the forward
  * pass and the backward pass down to d(x); `update`: each invocation sums one tile of a weight
  * gradient over the batch's positions and applies AdamW to it. The autograd graph records about
- * 27 dispatches per step, and llvmpipe charges 40–300 µs for each.
+ * 27 dispatches per step, and llvmpipe charges 40–300 µs for each. Which shapes can run fused
+ * is decided in kernels/fused_attention_head_plan.ts; the float64 reference is in
+ * kernels/fused_attention_head_reference.ts.
  *
  * Determinism: every sum runs in a fixed order (a weight gradient over positions 0 … B·T − 1,
  * the loss over a sequence's positions and then over sequences), so a seed reproduces bit for
@@ -13,149 +15,20 @@
 import philoxSource from "./philox.wgsl" with { type: "text" };
 import adamwBiasSource from "./adamw_bias.wgsl" with { type: "text" };
 import source from "./fused_attention_head.wgsl" with { type: "text" };
-import { checkDeviceBatch, type DeviceBatch, sampleBatchReference } from "./batch.ts";
+import { checkDeviceBatch, type DeviceBatch } from "./batch.ts";
+import { type AdamwOptions, adamwUniformWords, resolveAdamwOptions } from "./adamw.ts";
 import {
-  type AdamwOptions,
-  adamwReference,
-  adamwUniformWords,
-  resolveAdamwOptions,
-} from "./adamw.ts";
-import type { Gpu } from "./device.ts";
+  type AttentionHeadShape,
+  type AttentionHeadWeights,
+  planFusedAttentionHead,
+  scratchLayout,
+  updateRows,
+} from "./fused_attention_head_plan.ts";
 import { requireDisjoint, requireF32 } from "./validate.ts";
 import { wgslSection } from "./wgsl.ts";
 import { type Recorder, uniformU32 } from "./program.ts";
 import { createTensor, LimitError, ShapeError, type Tensor } from "./tensor.ts";
-import { MAX_LOOP_ITERATIONS } from "./device_limits.ts";
 import { tuningFor } from "./tuning.ts";
-
-/** The model's dimensions: batch B, block T, embedding C, head H, vocabulary V. */
-export interface AttentionHeadShape {
-  B: number;
-  T: number;
-  C: number;
-  H: number;
-  V: number;
-}
-
-/** Where a fused step keeps a sequence's activations, or why it cannot run. */
-export type FusedAttentionHeadPlan =
-  | { ok: true; store: "workgroup" | "storage"; loops: number }
-  | { ok: false; reason: string };
-
-/** Logit rows padded to whole 8-wide tiles. */
-function paddedVocab(V: number): number {
-  return Math.ceil(V / 8) * 8;
-}
-
-/** Floats of one sequence's activations (the layout at the top of the .wgsl file). */
-export function activationFloats({ T, C, H, V }: AttentionHeadShape): number {
-  return T * C + 8 * T * H + 4 * T * T + 2 * T * paddedVocab(V) + 2 * T;
-}
-
-/**
- * SIMD rows of work units of the `update` kernel (ROWS in the .wgsl file): each kind of unit
- * padded to whole rows of 8, the two weight-tile kinds together.
- */
-function updateRows({ T, C, H, V }: AttentionHeadShape): number {
-  const VP = paddedVocab(V);
-  const rows = (units: number) => Math.ceil(units / 8);
-  return rows((VP / 8) * (H / 8) + 3 * (H / 8) * (C / 8)) + rows((VP / 8) * (C / 4)) +
-    rows(VP / 4) + rows(T * C / 4);
-}
-
-/**
- * Upper bound on the loop iterations one invocation of the `sequence` kernel runs (each loop
- * also pays one evaluation of its exit test), phase by phase as in the .wgsl file.
- */
-export function sequenceLoopCount(s: AttentionHeadShape, withGrad: boolean, wg: number) {
-  const { T, C, H, V } = s;
-  const VP = paddedVocab(V);
-  const phase = (items: number, inner: number) => Math.ceil(items / wg) * (inner + 2) + 1;
-  // An 8×8 tile's store is a loop of 8 rows (store_tile8).
-  const store8 = 9;
-  let n = phase(T, 0) + phase(T * C / 4, 0) + phase(3 * (T / 8) * (H / 8), C / 4 + store8) +
-    phase((T / 4) ** 2, H / 4) + phase(T, 2 * T + T / 4 + 3) + phase((T / 4) * (H / 4), T) +
-    phase((T / 8) * (VP / 8), H / 4 + store8) + phase(T, VP / 2) + T + 1;
-  if (withGrad) {
-    // d(out) and d(x) tiles have 4 or 8 rows (DO_ROWS, DX_ROWS); 4 is the upper bound.
-    n += phase((T / 4) * (VP / 4), 0) + phase((T / 4) * (H / 8), V) +
-      phase((T / 4) ** 2 + (T / 4) * (H / 4), Math.max(H / 4, T)) + phase(T, T + T / 4 + 1) +
-      phase(2 * (T / 4) * (H / 4), T) + phase((T / 4) * (C / 8), 4 * H + 1);
-  }
-  return n;
-}
-
-/**
- * Upper bound on the loop iterations of one invocation of the `update` kernel: one unit (its
- * sum over all B·T positions, then AdamW over at most 8 rows of two vec4s), and the loss sum.
- */
-function updateLoopCount(s: AttentionHeadShape): number {
-  return 2 * (s.B * s.T + 1 + 8 * 3 + 1) + s.B + 4;
-}
-
-/**
- * Whether the fused kernels can run a shape on `gpu`: activations in workgroup memory when
- * they fit maxComputeWorkgroupStorageSize, else in a storage scratch buffer; not at all when
- * an invocation would pass llvmpipe's loop limit or the scratch would pass the binding limit.
- */
-export function planFusedAttentionHead(
-  gpu: Gpu,
-  s: AttentionHeadShape,
-  forceStorage = false,
-): FusedAttentionHeadPlan {
-  for (const [name, n] of [["blockSize", s.T], ["nEmbd", s.C], ["headSize", s.H]] as const) {
-    // The kernels' 8×8 register tiles need whole tiles along every axis but V's (padded).
-    if (n % 8 !== 0) return { ok: false, reason: `${name} = ${n} is not a multiple of 8` };
-  }
-  const wg = tuningFor(gpu.adapter).sequenceWorkgroupSize;
-  const loops = Math.max(sequenceLoopCount(s, true, wg), updateLoopCount(s));
-  if (loops > MAX_LOOP_ITERATIONS) {
-    return {
-      ok: false,
-      reason: `an invocation would run ${loops} loop iterations, above llvmpipe's limit of ` +
-        `${MAX_LOOP_ITERATIONS}`,
-    };
-  }
-  // ids and targets are u32 workgroup arrays of T each, next to the activations.
-  const workgroupBytes = 4 * (activationFloats(s) + 2 * s.T);
-  const store = workgroupBytes <= gpu.limits.maxComputeWorkgroupStorageSize && !forceStorage
-    ? "workgroup"
-    : "storage";
-  const bytes = 4 * scratchLayout(s, store).words;
-  if (bytes > gpu.limits.maxStorageBufferBindingSize) {
-    return {
-      ok: false,
-      reason: `its scratch buffer of ${bytes} bytes exceeds maxStorageBufferBindingSize ` +
-        `(${gpu.limits.maxStorageBufferBindingSize})`,
-    };
-  }
-  return { ok: true, store, loops };
-}
-
-function scratchLayout(s: AttentionHeadShape, store: "workgroup" | "storage") {
-  const lossAt = 4;
-  const gAt = Math.ceil((lossAt + s.B) / 4) * 4;
-  const N = s.B * s.T;
-  const perPosition = N * (2 * s.C + 4 * s.H + paddedVocab(s.V)) + Math.ceil(N / 4) * 4;
-  const actAt = gAt + perPosition;
-  const words = actAt + (store === "storage" ? s.B * activationFloats(s) : 0);
-  return { lossAt, gAt, actAt, words };
-}
-
-/** The model's parameters: views into one arena (the ParamStore's). */
-export interface AttentionHeadWeights {
-  /** token_embedding_table.weight [V, C] */
-  tokens: Tensor;
-  /** position_embedding_table.weight [T, C] */
-  positions: Tensor;
-  /** sa_head.{key,query,value}.weight [H, C] */
-  key: Tensor;
-  query: Tensor;
-  value: Tensor;
-  /** lm_head.weight [V, H] and lm_head.bias [V] */
-  lmWeight: Tensor;
-  lmBias: Tensor;
-}
 
 /** The batch a fused kernel draws and where its loss goes (as harness/train.ts's BatchStep). */
 export interface FusedAttentionHeadBatch extends DeviceBatch {
@@ -401,140 +274,4 @@ export function fusedAttentionHeadEval(rec: Recorder, a: FusedAttentionHeadBatch
     undefined,
     1,
   );
-}
-
-/** Float64 values of the model's parameters, keyed as AttentionHeadWeights. */
-export type AttentionHeadValues = Record<keyof AttentionHeadWeights, Float64Array>;
-
-/**
- * Float64 reference of one training step with batch counter `c` (before the increment): the
- * lecture's forward, its gradient, and AdamW step c + 1. Mutates values, m and v; returns the
- * mean loss. With `lr` 0 and no moments it is the evaluation loss.
- */
-export function fusedAttentionHeadStepReference(
-  tokens: Uint32Array,
-  w: AttentionHeadValues,
-  moments: { m: AttentionHeadValues; v: AttentionHeadValues } | undefined,
-  o: AttentionHeadShape & {
-    key: readonly [number, number];
-    c: number;
-    lr: number;
-    weightDecay: number;
-  },
-): number {
-  const { B, T, C, H, V } = o;
-  const { inputs, targets } = sampleBatchReference(tokens, B, T, o.key, o.c);
-  const g = Object.fromEntries(
-    Object.entries(w).map(([k, x]) => [k, new Float64Array(x.length)]),
-  ) as AttentionHeadValues;
-  const scale = 1 / Math.sqrt(H);
-  const N = B * T;
-  let loss = 0;
-  for (let b = 0; b < B; b++) {
-    const ids = inputs.subarray(b * T, b * T + T);
-    const x = new Float64Array(T * C);
-    for (let t = 0; t < T; t++) {
-      for (let c = 0; c < C; c++) x[t * C + c] = w.tokens[ids[t] * C + c] + w.positions[t * C + c];
-    }
-    const lin = (W: Float64Array) => {
-      const y = new Float64Array(T * H);
-      for (let t = 0; t < T; t++) {
-        for (let h = 0; h < H; h++) {
-          let s = 0;
-          for (let c = 0; c < C; c++) s += x[t * C + c] * W[h * C + c];
-          y[t * H + h] = s;
-        }
-      }
-      return y;
-    };
-    const k = lin(w.key), q = lin(w.query), v = lin(w.value);
-    const wei = new Float64Array(T * T);
-    for (let i = 0; i < T; i++) {
-      let m = -Infinity;
-      const s = new Float64Array(i + 1);
-      for (let j = 0; j <= i; j++) {
-        let d = 0;
-        for (let h = 0; h < H; h++) d += q[i * H + h] * k[j * H + h];
-        s[j] = d * scale;
-        m = Math.max(m, s[j]);
-      }
-      let total = 0;
-      for (let j = 0; j <= i; j++) total += Math.exp(s[j] - m);
-      for (let j = 0; j <= i; j++) wei[i * T + j] = Math.exp(s[j] - m) / total;
-    }
-    const out = new Float64Array(T * H);
-    for (let i = 0; i < T; i++) {
-      for (let j = 0; j <= i; j++) {
-        for (let h = 0; h < H; h++) out[i * H + h] += wei[i * T + j] * v[j * H + h];
-      }
-    }
-    const dl = new Float64Array(T * V);
-    for (let t = 0; t < T; t++) {
-      const row = new Float64Array(V);
-      let m = -Infinity;
-      for (let u = 0; u < V; u++) {
-        let s = w.lmBias[u];
-        for (let h = 0; h < H; h++) s += out[t * H + h] * w.lmWeight[u * H + h];
-        row[u] = s;
-        m = Math.max(m, s);
-      }
-      let total = 0;
-      for (let u = 0; u < V; u++) total += Math.exp(row[u] - m);
-      const lse = m + Math.log(total);
-      const y = targets[b * T + t];
-      loss += lse - row[y];
-      for (let u = 0; u < V; u++) dl[t * V + u] = (Math.exp(row[u] - lse) - (u === y ? 1 : 0)) / N;
-    }
-    const dout = new Float64Array(T * H);
-    for (let t = 0; t < T; t++) {
-      for (let u = 0; u < V; u++) {
-        const d = dl[t * V + u];
-        g.lmBias[u] += d;
-        for (let h = 0; h < H; h++) {
-          g.lmWeight[u * H + h] += d * out[t * H + h];
-          dout[t * H + h] += d * w.lmWeight[u * H + h];
-        }
-      }
-    }
-    const dv = new Float64Array(T * H), dq = new Float64Array(T * H), dk = new Float64Array(T * H);
-    for (let i = 0; i < T; i++) {
-      const dw = new Float64Array(i + 1);
-      let dot = 0;
-      for (let j = 0; j <= i; j++) {
-        for (let h = 0; h < H; h++) {
-          dw[j] += dout[i * H + h] * v[j * H + h];
-          dv[j * H + h] += wei[i * T + j] * dout[i * H + h];
-        }
-        dot += dw[j] * wei[i * T + j];
-      }
-      for (let j = 0; j <= i; j++) {
-        const ds = scale * wei[i * T + j] * (dw[j] - dot);
-        for (let h = 0; h < H; h++) {
-          dq[i * H + h] += ds * k[j * H + h];
-          dk[j * H + h] += ds * q[i * H + h];
-        }
-      }
-    }
-    for (const [d, W, gW] of [[dk, w.key, g.key], [dq, w.query, g.query], [dv, w.value, g.value]]) {
-      for (let t = 0; t < T; t++) {
-        for (let h = 0; h < H; h++) {
-          for (let c = 0; c < C; c++) {
-            const dx = d[t * H + h] * W[h * C + c];
-            gW[h * C + c] += d[t * H + h] * x[t * C + c];
-            g.tokens[ids[t] * C + c] += dx;
-            g.positions[t * C + c] += dx;
-          }
-        }
-      }
-    }
-  }
-  if (moments) {
-    for (const name of Object.keys(w) as (keyof AttentionHeadValues)[]) {
-      adamwReference(w[name], g[name], moments.m[name], moments.v[name], o.c + 1, {
-        lr: o.lr,
-        weightDecay: o.weightDecay,
-      });
-    }
-  }
-  return loss / N;
 }

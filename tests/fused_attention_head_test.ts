@@ -3,13 +3,14 @@ import { attentionHead } from "../experiments/attention_head.ts";
 import { createCounters } from "../kernels/counters.ts";
 import { getGpu } from "../kernels/device.ts";
 import {
-  type AttentionHeadValues,
   type AttentionHeadWeights,
-  fusedAttentionHeadEval,
-  fusedAttentionHeadStep,
-  fusedAttentionHeadStepReference,
   planFusedAttentionHead,
-} from "../kernels/fused_attention_head.ts";
+} from "../kernels/fused_attention_head_plan.ts";
+import {
+  type AttentionHeadValues,
+  fusedAttentionHeadStepReference,
+} from "../kernels/fused_attention_head_reference.ts";
+import { fusedAttentionHeadEval, fusedAttentionHeadStep } from "../kernels/fused_attention_head.ts";
 import { Recorder, runOnce } from "../kernels/program.ts";
 import { createTensor, LimitError, readF32, readU32 } from "../kernels/tensor.ts";
 import type { TrainOutcome } from "../harness/train.ts";
