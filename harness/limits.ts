@@ -10,7 +10,7 @@ import { LimitError } from "../kernels/tensor.ts";
 import type { LanguageModelConfig, LanguageModelExperiment } from "../experiments/types.ts";
 import { ParamStore } from "../nn/params.ts";
 import { UsageError } from "./errors.ts";
-import { buildRun } from "./train.ts";
+import { buildRun } from "./train_plans.ts";
 
 /** Whether an error says a size does not fit the device or host memory. */
 export function isSizeLimit(e: unknown): e is Error {

@@ -9,7 +9,8 @@
 import type { Gpu } from "../kernels/device.ts";
 import type { Plan } from "../kernels/program.ts";
 import { formatStepProfile, profileStep, type StepProfile, textTable } from "./step_profile.ts";
-import { plainSubmitter, type PlanSubmitter, type Replay, type TrainTiming } from "./train.ts";
+import { plainSubmitter, type PlanSubmitter, type Replay } from "./submitter.ts";
+import type { TrainTiming } from "./train.ts";
 
 /** Device time of one kernel over a run. */
 export interface KernelTime {
