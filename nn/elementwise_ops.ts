@@ -1,19 +1,56 @@
 /**
  * Differentiable elementwise ops over kernels that already have device forward/backward
- * dispatchers: mul, scale, dropout (the run's Philox dropout stream) and the cumulative mean
+ * dispatchers: add (with broadcast), ReLU, mul, scale, dropout (the run's Philox dropout stream) and the cumulative mean
  * over time (the lecture's xbow). Each records its forward and pushes its backward; gradients
  * follow the Graph's overwrite-then-accumulate rule, so a value used twice gets both.
  */
 import { Counter } from "../kernels/counters.ts";
 import { cumulativeMean as cumulativeMeanKernel } from "../kernels/cumulative_mean.ts";
 import { dropout as dropoutKernel, dropoutBackward } from "../kernels/dropout.ts";
-import { addInto, mul as mulKernel, scale as scaleKernel } from "../kernels/elementwise.ts";
+import {
+  add as addKernel,
+  addInto,
+  mul as mulKernel,
+  relu as reluKernel,
+  reluBackward,
+  scale as scaleKernel,
+} from "../kernels/elementwise.ts";
 import type { Gpu } from "../kernels/device.ts";
 import { matmul as matmulKernel } from "../kernels/matmul.ts";
 import { streamKey } from "../kernels/philox.ts";
 import { createTensor, reshape, ShapeError, type Tensor } from "../kernels/tensor.ts";
-import { sumRepeatsInto } from "./attention_ops.ts";
 import type { Graph, Var } from "./graph.ts";
+import { contribute, sumRepeatsInto } from "./op_helpers.ts";
+
+/** a + b, where b may broadcast over a's leading dimensions (e.g. position embeddings). */
+export function add(g: Graph, a: Var, b: Var): Var {
+  const out = g.alloc(a.shape, "add");
+  addKernel(g.rec, a.data, b.data, out);
+  return g.output(out, [a, b], (o) => {
+    const dOut = g.gradOf(o);
+    if (!dOut) return;
+    if (a.requiresGrad) contribute(g, g.gradTarget(a), dOut);
+    if (b.requiresGrad) {
+      const t = g.gradTarget(b);
+      // Equal sizes with different shapes (positions [T, C] onto a batch of one [1, T, C]):
+      // the gradient is dOut seen in b's shape.
+      if (b.data.size === a.data.size) contribute(g, t, reshape(dOut, b.shape));
+      else sumRepeatsInto(g, dOut, t);
+    }
+  });
+}
+
+/** max(x, 0). */
+export function relu(g: Graph, x: Var): Var {
+  const y = g.alloc(x.shape, "relu");
+  reluKernel(g.rec, x.data, y);
+  return g.output(y, [x], (o) => {
+    const dY = g.gradOf(o);
+    if (!dY) return;
+    const t = g.gradTarget(x);
+    reluBackward(g.rec, x.data, dY, t.tensor, t.accumulate);
+  });
+}
 
 /**
  * a ⊙ b, where b may broadcast over a's leading dimensions exactly as in `add` (b's shape

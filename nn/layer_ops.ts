@@ -11,19 +11,13 @@ import {
   addLayerNormBackward,
 } from "../kernels/add_layernorm.ts";
 import { crossEntropy } from "../kernels/cross_entropy.ts";
-import { addInto, copy } from "../kernels/elementwise.ts";
 import { layerNormParamsBackward } from "../kernels/layernorm.ts";
 import { matmul as matmulKernel, matmulReference } from "../kernels/matmul.ts";
 import { colSum } from "../kernels/reduce.ts";
-import { reshape, ShapeError, type Tensor } from "../kernels/tensor.ts";
-import type { GradTarget, Graph, Var } from "./graph.ts";
+import { ShapeError, type Tensor } from "../kernels/tensor.ts";
+import type { Graph, Var } from "./graph.ts";
+import { contribute, flat2d } from "./op_helpers.ts";
 import type { LossSink } from "./ops.ts";
-
-/** x [..., C] seen as [rows, C]. */
-export function flat2d(t: Tensor): Tensor {
-  const last = t.shape[t.shape.length - 1];
-  return reshape(t, [t.size / last, last]);
-}
 
 /** Options of `linear`. */
 export interface LinearOptions {
@@ -186,12 +180,6 @@ export function addLayerNorm(
     }
   });
   return { sum: sumVar, out: outVar };
-}
-
-/** Writes `src` into a gradient target: copy on first contribution, add afterwards. */
-export function contribute(g: Graph, target: GradTarget, src: Tensor): void {
-  if (target.accumulate) addInto(g.rec, src, target.tensor);
-  else copy(g.rec, src, target.tensor);
 }
 
 /**

@@ -4,8 +4,9 @@
  * are comparable with the lecture.
  */
 import { createTensor, type Tensor } from "../kernels/tensor.ts";
-import { add, layerNorm, matmul, softmax } from "./attention_ops.ts";
-import { dropout } from "./elementwise_ops.ts";
+import { layerNorm, softmax } from "./normalization_ops.ts";
+import { matmul } from "./matmul_ops.ts";
+import { add, dropout } from "./elementwise_ops.ts";
 import type { Graph, Var } from "./graph.ts";
 import {
   addLayerNorm,

@@ -5,7 +5,7 @@
  * (ParamStore.registerGroup), so every head's query, key and value weights are one
  * [3·nEmbd, nEmbd] matrix and a head costs no dispatch of its own.
  */
-import { add } from "./attention_ops.ts";
+import { add } from "./elementwise_ops.ts";
 import type { Graph, Var } from "./graph.ts";
 import { linear } from "./layer_ops.ts";
 import { causalSelfAttentionQkv } from "./attention.ts";

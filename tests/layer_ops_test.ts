@@ -13,7 +13,8 @@ import { getGpu } from "../kernels/device.ts";
 import { layerNormReference } from "../kernels/layernorm.ts";
 import { Recorder } from "../kernels/program.ts";
 import { createTensor, readF32, ShapeError } from "../kernels/tensor.ts";
-import { add, layerNorm } from "../nn/attention_ops.ts";
+import { add } from "../nn/elementwise_ops.ts";
+import { layerNorm } from "../nn/normalization_ops.ts";
 import { Graph, Var } from "../nn/graph.ts";
 import { addLayerNorm, classifierLoss, linear, linearReference } from "../nn/layer_ops.ts";
 import {

@@ -11,7 +11,7 @@ import { getGpu } from "../kernels/device.ts";
 import { streamKey } from "../kernels/philox.ts";
 import { Recorder } from "../kernels/program.ts";
 import { createTensor, ShapeError } from "../kernels/tensor.ts";
-import { add } from "../nn/attention_ops.ts";
+import { add } from "../nn/elementwise_ops.ts";
 import { causalSelfAttention, causalSelfAttentionQkv } from "../nn/attention.ts";
 import { Graph, Var } from "../nn/graph.ts";
 import {

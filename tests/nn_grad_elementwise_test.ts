@@ -15,8 +15,7 @@ import { elementwiseReference } from "../kernels/elementwise.ts";
 import { streamKey } from "../kernels/philox.ts";
 import { Recorder } from "../kernels/program.ts";
 import { createTensor, readF32, ShapeError } from "../kernels/tensor.ts";
-import { add } from "../nn/attention_ops.ts";
-import { cumulativeMean, dropout, mul, scale } from "../nn/elementwise_ops.ts";
+import { add, cumulativeMean, dropout, mul, scale } from "../nn/elementwise_ops.ts";
 import { Graph, Var } from "../nn/graph.ts";
 import { assertChecked, gradCheck, type GradCheckSpec, hostTensors } from "./support.ts";
 

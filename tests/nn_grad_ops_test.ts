@@ -1,7 +1,8 @@
 /**
- * Every differentiable op of nn/ops.ts and nn/attention_ops.ts on small random shapes: the
- * device forward against a float64 reference, and the device backward (run through the Graph
- * tape exactly as training runs it) against central finite differences of the float64 loss.
+ * Every differentiable op of nn/ops.ts, nn/matmul_ops.ts, nn/normalization_ops.ts and the add /
+ * ReLU of nn/elementwise_ops.ts on small random shapes: the device forward against a float64
+ * reference, and the device backward (run through the Graph tape exactly as training runs it)
+ * against central finite differences of the float64 loss.
  */
 import { ok } from "node:assert/strict";
 import { createCounters } from "../kernels/counters.ts";
@@ -13,9 +14,11 @@ import { layerNormReference } from "../kernels/layernorm.ts";
 import { matmulReference } from "../kernels/matmul.ts";
 import { softmaxReference } from "../kernels/softmax.ts";
 import { createTensor } from "../kernels/tensor.ts";
-import { add, layerNorm, linear, matmul, relu, softmax } from "../nn/attention_ops.ts";
+import { add, relu } from "../nn/elementwise_ops.ts";
+import { layerNorm, softmax } from "../nn/normalization_ops.ts";
+import { matmul } from "../nn/matmul_ops.ts";
 import type { Graph } from "../nn/graph.ts";
-import { linearReference } from "../nn/layer_ops.ts";
+import { linear, linearReference } from "../nn/layer_ops.ts";
 import { crossEntropyLoss, embedding } from "../nn/ops.ts";
 import {
   assertChecked,
