@@ -43,9 +43,9 @@ function weightsOf(store: ParamStore): AttentionHeadWeights {
   return {
     tokens: get("token_embedding_table.weight"),
     positions: get("position_embedding_table.weight"),
-    key: get("sa_head.key.weight"),
-    query: get("sa_head.query.weight"),
-    value: get("sa_head.value.weight"),
+    keyWeight: get("sa_head.key.weight"),
+    queryWeight: get("sa_head.query.weight"),
+    valueWeight: get("sa_head.value.weight"),
     lmWeight: get("lm_head.weight"),
     lmBias: get("lm_head.bias"),
   };

@@ -33,9 +33,9 @@ export interface ActivationBackwardArgs {
 }
 
 /** Records d(pre) (and the bias gradient) of `out = act(pre)` in one dispatch. */
-export function activationBackward(rec: Recorder, a: ActivationBackwardArgs): void {
+export function activationBackward(rec: Recorder, args: ActivationBackwardArgs): void {
   const op = "activationBackward";
-  const { dOut, saved, dPre, dBias, activation } = a;
+  const { dOut, saved, dPre, dBias, activation } = args;
   requireF32(op, dOut, saved, dPre, ...(dBias ? [dBias] : []));
   requireSameShape(op, dOut, dPre);
   if (activation !== "none") requireSameShape(op, dOut, saved);
@@ -73,7 +73,7 @@ export function activationBackward(rec: Recorder, a: ActivationBackwardArgs): vo
         ROWS: rows,
         COLS: cols,
         KIND: kind,
-        ACCUMULATE_BIAS: a.accumulateBias ? 1 : 0,
+        ACCUMULATE_BIAS: args.accumulateBias ? 1 : 0,
       },
     },
     [dOut, activation === "none" ? dOut : saved, dPre, ...(dBias ? [dBias] : [])],

@@ -73,10 +73,10 @@ export function resolveAdamwOptions(o: AdamwOptions, op = "adamw"): Required<Ada
 }
 
 /** Records one AdamW step with PyTorch's semantics; t is read from the counters on the device. */
-export function adamw(rec: Recorder, a: AdamwArgs): void {
-  const { params, grads, m, v, counters } = a;
-  const counterIndex = a.counterIndex ?? Counter.trainBatch;
-  const o = resolveAdamwOptions(a);
+export function adamw(rec: Recorder, args: AdamwArgs): void {
+  const { params, grads, m, v, counters } = args;
+  const counterIndex = args.counterIndex ?? Counter.trainBatch;
+  const o = resolveAdamwOptions(args);
   for (const t of [params, grads, m, v]) {
     requireF32("adamw", t);
     if (t.size !== params.size) {

@@ -96,9 +96,9 @@ export interface AddLayerNormBackwardArgs {
  * Records d(sum) = dSum + LayerNorm's input gradient into dX (and dDelta) in one dispatch.
  * The gamma and beta gradients are layerNormParamsBackward over `sum`.
  */
-export function addLayerNormBackward(rec: Recorder, a: AddLayerNormBackwardArgs): void {
+export function addLayerNormBackward(rec: Recorder, args: AddLayerNormBackwardArgs): void {
   const op = "addLayerNormBackward";
-  const { sum, gamma, mean, rstd, dOut, dSum, dX, dDelta } = a;
+  const { sum, gamma, mean, rstd, dOut, dSum, dX, dDelta } = args;
   const outputs = [dX.tensor, ...(dDelta ? [dDelta.tensor] : [])];
   const inputs = [sum, gamma, mean, rstd, dOut, ...(dSum ? [dSum] : [])];
   requireF32(op, ...inputs, ...outputs);

@@ -85,42 +85,48 @@ function operand(op: string, name: string, x: AttentionOperand, B: number, T: nu
 
 function resolveAttention(
   op: string,
-  a: AttentionForwardArgs,
+  args: AttentionForwardArgs,
   grads?: readonly AttentionOperand[],
 ): Resolved {
-  requireF32(op, a.out, a.lse);
-  if (a.out.shape.length !== 3) {
-    throw new ShapeError(`${op}: out ${a.out.describe()} must be [B, T, nHead·headSize]`);
+  requireF32(op, args.out, args.lse);
+  if (args.out.shape.length !== 3) {
+    throw new ShapeError(`${op}: out ${args.out.describe()} must be [B, T, nHead·headSize]`);
   }
-  const [B, T, C] = a.out.shape;
-  const nHead = a.nHead;
+  const [B, T, C] = args.out.shape;
+  const nHead = args.nHead;
   if (!Number.isInteger(nHead) || nHead < 1 || C % nHead !== 0) {
-    throw new ShapeError(`${op}: nHead ${nHead} does not divide the width of ${a.out.describe()}`);
+    throw new ShapeError(
+      `${op}: nHead ${nHead} does not divide the width of ${args.out.describe()}`,
+    );
   }
   const headSize = C / nHead;
   if (B < 1 || T < 1 || headSize < 1) {
-    throw new ShapeError(`${op}: out ${a.out.describe()} has an empty axis`);
+    throw new ShapeError(`${op}: out ${args.out.describe()} has an empty axis`);
   }
-  if (a.lse.size !== B * nHead * T) {
-    throw new ShapeError(`${op}: lse ${a.lse.describe()} must hold [${B}, ${nHead}, ${T}]`);
+  if (args.lse.size !== B * nHead * T) {
+    throw new ShapeError(`${op}: lse ${args.lse.describe()} must hold [${B}, ${nHead}, ${T}]`);
   }
-  if (a.rows !== undefined && !(Number.isInteger(a.rows) && a.rows >= 1 && a.rows <= 8)) {
-    throw new RangeError(`${op}: rows ${a.rows} is not an integer in 1 … 8`);
+  if (
+    args.rows !== undefined && !(Number.isInteger(args.rows) && args.rows >= 1 && args.rows <= 8)
+  ) {
+    throw new RangeError(`${op}: rows ${args.rows} is not an integer in 1 … 8`);
   }
-  const scale = a.scale ?? 1 / Math.sqrt(headSize);
+  const scale = args.scale ?? 1 / Math.sqrt(headSize);
   if (!Number.isFinite(scale)) throw new RangeError(`${op}: scale ${scale} is not finite`);
-  const operands = [a.q, a.k, a.v, ...(grads ?? [])].map((x, i) =>
+  const operands = [args.q, args.k, args.v, ...(grads ?? [])].map((x, i) =>
     operand(op, ["q", "k", "v", "dq", "dk", "dv"][i], x, B, T, C)
   );
   const fours = [headSize, C, ...operands.flatMap((o) => [o.column, o.stride])];
   const width = fours.every((n) => n % 4 === 0) ? 4 : 1;
-  const dropout = a.dropout && a.dropout.p !== 0 ? a.dropout : undefined;
-  if (a.dropout) checkDropout(op, a.dropout);
+  const dropout = args.dropout && args.dropout.p !== 0 ? args.dropout : undefined;
+  if (args.dropout) checkDropout(op, args.dropout);
   if (dropout) {
-    if (!a.keep || a.keep.dtype !== "u32" || a.keep.size !== B * nHead * T * keepWords(T)) {
+    if (
+      !args.keep || args.keep.dtype !== "u32" || args.keep.size !== B * nHead * T * keepWords(T)
+    ) {
       throw new ShapeError(
         `${op}: dropout needs keep, a u32 tensor of [${B}, ${nHead}, ${T}, ${keepWords(T)}] ` +
-          `(got ${a.keep?.describe() ?? "none"})`,
+          `(got ${args.keep?.describe() ?? "none"})`,
       );
     }
     // The Philox counter of weight (row, j) is row·⌈T/4⌉ + ⌊j/4⌋ in one u32.
@@ -138,7 +144,7 @@ function resolveAttention(
     headSize,
     scale,
     width,
-    rows: a.rows ?? rowsPerInvocation(T, headSize / width, grads !== undefined),
+    rows: args.rows ?? rowsPerInvocation(T, headSize / width, grads !== undefined),
     operands,
     dropout,
   };
@@ -210,14 +216,14 @@ function workgroups(r: Resolved, parts: number): [number, number] {
  * Records out = concat over heads of softmax(scale·q_h·k_hᵀ, causal) (dropped out) · v_h and
  * the per-row log-sum-exp the backward needs. One dispatch.
  */
-export function attentionForward(rec: Recorder, a: AttentionForwardArgs): void {
+export function attentionForward(rec: Recorder, args: AttentionForwardArgs): void {
   const op = "attentionForward";
-  const r = resolveAttention(op, a);
+  const r = resolveAttention(op, args);
   checkLoops(op, r);
   const inputs = r.operands.map((o) => o.tensor);
-  const outputs = [a.out, a.lse, ...(r.dropout ? [a.keep!] : [])];
+  const outputs = [args.out, args.lse, ...(r.dropout ? [args.keep!] : [])];
   requireDisjoint(op, outputs, [...inputs, ...(r.dropout ? [r.dropout.counters] : [])]);
-  const bindings: Binding[] = [...inputs, a.out, a.lse];
+  const bindings: Binding[] = [...inputs, args.out, args.lse];
   if (r.dropout) {
     const d = r.dropout;
     const params = uniformU32(rec.gpu, [
@@ -227,7 +233,7 @@ export function attentionForward(rec: Recorder, a: AttentionForwardArgs): void {
       d.counterIndex,
       f32Bits(d.p),
     ], "attention.dropout");
-    bindings.push(a.keep!, d.counters, params);
+    bindings.push(args.keep!, d.counters, params);
   }
   rec.dispatch(
     {
@@ -244,27 +250,29 @@ export function attentionForward(rec: Recorder, a: AttentionForwardArgs): void {
  * Records dq, dk, dv (overwritten, or added to per `accumulate`) from dOut and the forward's
  * out, lse (and keep bits). One dispatch.
  */
-export function attentionBackward(rec: Recorder, a: AttentionBackwardArgs): void {
+export function attentionBackward(rec: Recorder, args: AttentionBackwardArgs): void {
   const op = "attentionBackward";
-  const r = resolveAttention(op, a, [a.dq, a.dk, a.dv]);
+  const r = resolveAttention(op, args, [args.dq, args.dk, args.dv]);
   checkLoops(op, r);
-  requireF32(op, a.dOut);
-  if (a.dOut.shape.some((n, i) => n !== a.out.shape[i]) || a.dOut.shape.length !== 3) {
-    throw new ShapeError(`${op}: dOut ${a.dOut.describe()} must match out ${a.out.describe()}`);
+  requireF32(op, args.dOut);
+  if (args.dOut.shape.some((n, i) => n !== args.out.shape[i]) || args.dOut.shape.length !== 3) {
+    throw new ShapeError(
+      `${op}: dOut ${args.dOut.describe()} must match out ${args.out.describe()}`,
+    );
   }
   const grads = r.operands.slice(3);
-  const inputs = [...r.operands.slice(0, 3).map((o) => o.tensor), a.out, a.lse, a.dOut];
-  if (r.dropout) inputs.push(a.keep!);
+  const inputs = [...r.operands.slice(0, 3).map((o) => o.tensor), args.out, args.lse, args.dOut];
+  if (r.dropout) inputs.push(args.keep!);
   requireDisjoint(op, grads.map((g) => g.tensor), inputs);
   checkGradsDisjoint(op, grads, r.nHead * r.headSize);
-  const acc = a.accumulate ?? {};
+  const acc = args.accumulate ?? {};
   rec.dispatch(
     {
       name: "attention_backward",
       code: kernelCode(r, "backward", [!!acc.q, !!acc.k, !!acc.v]),
       constants: constants(r),
     },
-    [...inputs.slice(0, 6), ...grads.map((g) => g.tensor), ...(r.dropout ? [a.keep!] : [])],
+    [...inputs.slice(0, 6), ...grads.map((g) => g.tensor), ...(r.dropout ? [args.keep!] : [])],
     workgroups(r, 2),
   );
 }

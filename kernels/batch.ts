@@ -47,8 +47,8 @@ export interface DeviceBatch {
 }
 
 /** Checks what a fused kernel's batch must satisfy whatever the model: tokens, counter, losses. */
-export function checkDeviceBatch(op: string, a: DeviceBatch): void {
-  const { tokens, counters, counterIndex, losses, blockSize: T } = a;
+export function checkDeviceBatch(op: string, args: DeviceBatch): void {
+  const { tokens, counters, counterIndex, losses, blockSize: T } = args;
   if (tokens.size < T + 1) {
     throw new ShapeError(
       `${op}: ${tokens.describe()} holds ${tokens.size} tokens; a window of T + 1 = ${T + 1} ` +
@@ -62,8 +62,8 @@ export function checkDeviceBatch(op: string, a: DeviceBatch): void {
 }
 
 /** Records one batch draw: row b starts at philox((b, c, 0, 0), key).x mod (N − T); c += 1. */
-export function sampleBatch(rec: Recorder, a: SampleBatchArgs): void {
-  const { tokens, counters, counterIndex, key, inputs, targets } = a;
+export function sampleBatch(rec: Recorder, args: SampleBatchArgs): void {
+  const { tokens, counters, counterIndex, key, inputs, targets } = args;
   for (const t of [tokens, counters, inputs, targets]) {
     if (t.dtype !== "u32") throw new ShapeError(`sampleBatch: ${t.describe()} must be u32`);
   }

@@ -76,8 +76,8 @@ export function crossEntropyLoopCount(
 }
 
 /** Records the mean cross-entropy of logits against targets (and its gradient if dLogits). */
-export function crossEntropy(rec: Recorder, a: CrossEntropyArgs): void {
-  const { logits, targets, losses, counters, counterIndex, dLogits, dBias } = a;
+export function crossEntropy(rec: Recorder, args: CrossEntropyArgs): void {
+  const { logits, targets, losses, counters, counterIndex, dLogits, dBias } = args;
   const op = "crossEntropy";
   if (dBias && !dLogits) throw new ShapeError(`${op}: a bias gradient needs dLogits`);
   const outputs = [losses, ...(dLogits ? [dLogits] : []), ...(dBias ? [dBias] : [])];
@@ -129,7 +129,7 @@ export function crossEntropy(rec: Recorder, a: CrossEntropyArgs): void {
         CAPACITY: losses.size,
         COUNTER: counterIndex,
         WITH_GRAD: dLogits ? 1 : 0,
-        ...(dBias ? { ACCUMULATE_BIAS: a.accumulateBias ? 1 : 0 } : {}),
+        ...(dBias ? { ACCUMULATE_BIAS: args.accumulateBias ? 1 : 0 } : {}),
       },
     },
     [logits, targets, counters, losses, ...(dLogits ? [dLogits] : []), ...(dBias ? [dBias] : [])],

@@ -37,35 +37,44 @@ export function keepScale(p: number): number {
  * Records mask = keep ? 1/(1−p) : 0 (f32) and out = x ⊙ mask, keeping element i iff its Philox
  * draw (word i%4 of counter (i/4, callIndex, counters[counterIndex], 0)) is at least p.
  */
-export function dropout(rec: Recorder, x: Tensor, out: Tensor, mask: Tensor, a: DropoutArgs): void {
+export function dropout(
+  rec: Recorder,
+  x: Tensor,
+  out: Tensor,
+  mask: Tensor,
+  args: DropoutArgs,
+): void {
   requireF32("dropout", x, out, mask);
   requireSameShape("dropout", x, out);
   requireSameShape("dropout", x, mask);
-  requireDisjoint("dropout", [out, mask], [x, a.counters]);
-  if (!(a.p >= 0 && a.p <= 1)) throw new RangeError(`dropout: p = ${a.p} is not in [0, 1]`);
-  if (a.counters.dtype !== "u32") {
-    throw new ShapeError(`dropout: counters ${a.counters.describe()} must be u32`);
+  requireDisjoint("dropout", [out, mask], [x, args.counters]);
+  if (!(args.p >= 0 && args.p <= 1)) {
+    throw new RangeError(`dropout: p = ${args.p} is not in [0, 1]`);
+  }
+  if (args.counters.dtype !== "u32") {
+    throw new ShapeError(`dropout: counters ${args.counters.describe()} must be u32`);
   }
   if (
-    !Number.isInteger(a.counterIndex) || a.counterIndex < 0 || a.counterIndex >= a.counters.size
+    !Number.isInteger(args.counterIndex) || args.counterIndex < 0 ||
+    args.counterIndex >= args.counters.size
   ) {
     throw new ShapeError(
-      `dropout: counterIndex ${a.counterIndex} is outside counters ${a.counters.describe()}`,
+      `dropout: counterIndex ${args.counterIndex} is outside counters ${args.counters.describe()}`,
     );
   }
   if (x.size === 0) return;
   const params = uniformU32(rec.gpu, [
-    a.key[0] >>> 0,
-    a.key[1] >>> 0,
-    a.callIndex >>> 0,
-    a.counterIndex,
+    args.key[0] >>> 0,
+    args.key[1] >>> 0,
+    args.callIndex >>> 0,
+    args.counterIndex,
     x.size,
-    f32Bits(a.p),
-    f32Bits(keepScale(a.p)),
+    f32Bits(args.p),
+    f32Bits(keepScale(args.p)),
   ], "dropout.params");
   rec.dispatch(
     { name: "dropout", code },
-    [x, out, mask, a.counters, params],
+    [x, out, mask, args.counters, params],
     grid1d(Math.ceil(x.size / 4), 64),
   );
 }

@@ -52,26 +52,26 @@ interface Resolved {
   plan: { store: "workgroup" | "storage" };
 }
 
-function resolveShape(op: string, a: FusedAttentionHeadBatch): Resolved {
-  const { tokens, counters, losses, params, weights: w } = a;
+function resolveShape(op: string, args: FusedAttentionHeadBatch): Resolved {
+  const { tokens, counters, losses, params, weights: w } = args;
   for (const t of [tokens, counters]) {
     if (t.dtype !== "u32") throw new ShapeError(`${op}: ${t.describe()} must be u32`);
   }
   requireF32(op, losses, params, ...Object.values(w));
-  const B = a.batchSize, T = a.blockSize;
+  const B = args.batchSize, T = args.blockSize;
   if (!Number.isInteger(B) || !Number.isInteger(T) || B < 1 || T < 1) {
     throw new ShapeError(`${op}: batch [${B}, ${T}] must be positive integers`);
   }
-  if (w.tokens.shape.length !== 2 || w.key.shape.length !== 2) {
-    throw new ShapeError(`${op}: ${w.tokens.describe()} and ${w.key.describe()} must be 2-d`);
+  if (w.tokens.shape.length !== 2 || w.keyWeight.shape.length !== 2) {
+    throw new ShapeError(`${op}: ${w.tokens.describe()} and ${w.keyWeight.describe()} must be 2-d`);
   }
   const [V, C] = w.tokens.shape;
-  const H = w.key.shape[0];
+  const H = w.keyWeight.shape[0];
   const expect: [Tensor, number[]][] = [
     [w.positions, [T, C]],
-    [w.key, [H, C]],
-    [w.query, [H, C]],
-    [w.value, [H, C]],
+    [w.keyWeight, [H, C]],
+    [w.queryWeight, [H, C]],
+    [w.valueWeight, [H, C]],
     [w.lmWeight, [V, H]],
     [w.lmBias, [V]],
   ];
@@ -84,9 +84,9 @@ function resolveShape(op: string, a: FusedAttentionHeadBatch): Resolved {
   const names = {
     TOK_AT: w.tokens,
     POS_AT: w.positions,
-    KEY_AT: w.key,
-    QUERY_AT: w.query,
-    VALUE_AT: w.value,
+    KEY_AT: w.keyWeight,
+    QUERY_AT: w.queryWeight,
+    VALUE_AT: w.valueWeight,
     LMW_AT: w.lmWeight,
     LMB_AT: w.lmBias,
   };
@@ -107,9 +107,9 @@ function resolveShape(op: string, a: FusedAttentionHeadBatch): Resolved {
         `else (padded to a multiple of 4)`,
     );
   }
-  checkDeviceBatch(op, a);
+  checkDeviceBatch(op, args);
   const shape = { B, T, C, H, V };
-  const plan = planFusedAttentionHead(params.gpu, shape, a.forceStorage);
+  const plan = planFusedAttentionHead(params.gpu, shape, args.forceStorage);
   if (!plan.ok) throw new LimitError(`${op}: [B=${B}, T=${T}, C=${C}, H=${H}]: ${plan.reason}`);
   return { shape, offsets, plan };
 }
@@ -168,16 +168,16 @@ fn sync() {
 function recordSequence(
   rec: Recorder,
   op: string,
-  a: FusedAttentionHeadBatch,
+  args: FusedAttentionHeadBatch,
   withGrad: boolean,
 ): { r: Resolved; scratch: Tensor; consts: string } {
-  const r = resolveShape(op, a);
+  const r = resolveShape(op, args);
   const { B, T, C, H, V } = r.shape;
   // The same layout for evaluation (its per-position region goes unused), so that both share
   // one shader.
   const layout = scratchLayout(r.shape, r.plan.store);
   const scratch = createTensor(rec.gpu, [layout.words], "u32", "fused_attention_head.scratch");
-  requireDisjoint(op, [scratch], [a.tokens, a.counters, a.params]);
+  requireDisjoint(op, [scratch], [args.tokens, args.counters, args.params]);
   const consts = constants({
     B,
     T,
@@ -195,12 +195,12 @@ function recordSequence(
     wgslSection(source, "sequence");
   const params = uniformU32(
     rec.gpu,
-    [a.key[0], a.key[1], a.tokens.size, a.counterIndex, withGrad ? 1 : 0],
+    [args.key[0], args.key[1], args.tokens.size, args.counterIndex, withGrad ? 1 : 0],
     "fused_attention_head.batch",
   );
   rec.dispatch(
     { name: "fused_attention_head_sequence", code },
-    [a.tokens, a.counters, a.params, scratch, params],
+    [args.tokens, args.counters, args.params, scratch, params],
     B,
   );
   return { r, scratch, consts };
@@ -213,21 +213,21 @@ function recordSequence(
  */
 export function fusedAttentionHeadStep(
   rec: Recorder,
-  a: FusedAttentionHeadBatch & FusedAttentionHeadOptimizer,
+  args: FusedAttentionHeadBatch & FusedAttentionHeadOptimizer,
 ): void {
   const op = "fusedAttentionHeadStep";
-  const { params, m, v } = a;
+  const { params, m, v } = args;
   requireF32(op, m, v);
   for (const t of [m, v]) {
     if (t.size !== params.size) {
       throw new ShapeError(`${op}: ${t.describe()} must have the size of ${params.describe()}`);
     }
   }
-  requireDisjoint(op, [params, m, v, a.counters, a.losses], [a.tokens]);
-  const o = resolveAdamwOptions(a, op);
-  const { r, scratch, consts } = recordSequence(rec, op, a, true);
+  requireDisjoint(op, [params, m, v, args.counters, args.losses], [args.tokens]);
+  const o = resolveAdamwOptions(args, op);
+  const { r, scratch, consts } = recordSequence(rec, op, args, true);
   // Workgroups of 64 invocations hold 8 SIMD rows each.
-  recordUpdate(rec, consts, [params, m, v, scratch], a, o, Math.ceil(updateRows(r.shape) / 8));
+  recordUpdate(rec, consts, [params, m, v, scratch], args, o, Math.ceil(updateRows(r.shape) / 8));
 }
 
 /**
@@ -238,7 +238,7 @@ function recordUpdate(
   rec: Recorder,
   consts: string,
   [params, m, v, scratch]: Tensor[],
-  a: FusedAttentionHeadBatch,
+  args: FusedAttentionHeadBatch,
   o: Required<Omit<FusedAttentionHeadOptimizer, "m" | "v">> | undefined,
   workgroups: number,
 ): void {
@@ -246,7 +246,7 @@ function recordUpdate(
   // The same host-side values, rounded once to f32, as kernels/adamw.ts uploads.
   const uniform = uniformU32(
     rec.gpu,
-    adamwUniformWords(adam).concat([a.counterIndex, a.losses.size, o ? 0 : 1]),
+    adamwUniformWords(adam).concat([args.counterIndex, args.losses.size, o ? 0 : 1]),
     "fused_attention_head.update",
   );
   // One pipeline for training and evaluation (see `finish_only` in the .wgsl file).
@@ -255,22 +255,22 @@ function recordUpdate(
       name: "fused_attention_head_update",
       code: consts + adamwBiasSource + wgslSection(source, "update"),
     },
-    [params, m, v, scratch, a.counters, a.losses, uniform],
+    [params, m, v, scratch, args.counters, args.losses, uniform],
     workgroups,
   );
 }
 
 /** Records one evaluation batch in two dispatches: batch → forward → mean loss. */
-export function fusedAttentionHeadEval(rec: Recorder, a: FusedAttentionHeadBatch): void {
+export function fusedAttentionHeadEval(rec: Recorder, args: FusedAttentionHeadBatch): void {
   const op = "fusedAttentionHeadEval";
-  requireDisjoint(op, [a.counters, a.losses], [a.tokens, a.params]);
-  const { scratch, consts } = recordSequence(rec, op, a, false);
+  requireDisjoint(op, [args.counters, args.losses], [args.tokens, args.params]);
+  const { scratch, consts } = recordSequence(rec, op, args, false);
   const placeholder = (name: string) => createTensor(rec.gpu, [4], "f32", name);
   recordUpdate(
     rec,
     consts,
     [placeholder("eval.params"), placeholder("eval.m"), placeholder("eval.v"), scratch],
-    a,
+    args,
     undefined,
     1,
   );

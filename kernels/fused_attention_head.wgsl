@@ -20,6 +20,10 @@
 // (about 5 ns each, measured, and a vec4 costs little more than a scalar), so the products are
 // register tiles fed by vec4 loads: an 8×8 tile does 64 multiply-adds per four vec4 loads.
 //
+// One file of ~770 lines on purpose: both kernels read the scratch layout and the tile helpers
+// defined once above the first //@kernel line, and each kernel is one pass whose phases share
+// registers and barriers; split into files, the layout would be described far from its users.
+//
 // kernels/fused_attention_head.ts prepends the shape constants (B, T, C, H, V, WG, the arena
 // offsets, …: only what the model's shape fixes, so that Mesa's shader cache serves every
 // corpus and run length; the rest arrives in uniforms), kernels/philox.wgsl, and one of two
@@ -154,7 +158,7 @@ fn w4(i: u32) -> vec4<f32> {
 }
 
 // Four floats into the scratch buffer at float offset i (a multiple of 4).
-fn g4(i: u32, x: vec4<f32>) {
+fn scratch_store4(i: u32, x: vec4<f32>) {
   scratch[i >> 2u] = bitcast<vec4<u32>>(x);
 }
 
@@ -184,10 +188,10 @@ fn store_tile8(m: Tile8, at: u32, stride: u32) {
 }
 
 fn global_tile(m: Tile, at: u32, stride: u32) {
-  g4(at, m.r0);
-  g4(at + stride, m.r1);
-  g4(at + 2u * stride, m.r2);
-  g4(at + 3u * stride, m.r3);
+  scratch_store4(at, m.r0);
+  scratch_store4(at + stride, m.r1);
+  scratch_store4(at + 2u * stride, m.r2);
+  scratch_store4(at + 3u * stride, m.r3);
 }
 
 // m + the dot products of four rows (vec4 slices along k) with the four columns of bm.
@@ -273,7 +277,7 @@ fn forward(b: u32, li: u32) {
     let x = w4(TOK_AT + id * C + 4u * (u - t * (C / 4u))) + w4(POS_AT + 4u * u);
     st4(X_AT + 4u * u, x);
     if (p.with_grad != 0u) {
-      g4(GX_AT + b * T * C + 4u * u, x);
+      scratch_store4(GX_AT + b * T * C + 4u * u, x);
     }
   }
   sync();
@@ -576,7 +580,9 @@ fn word(i: u32) -> u32 {
   return scratch[i >> 2u][i & 3u];
 }
 
-fn g4(i: u32) -> vec4<f32> {
+// Four floats from the scratch buffer at float offset i (a multiple of 4): the per-position
+// tensors the sequence kernel stored with scratch_store4.
+fn scratch_load4(i: u32) -> vec4<f32> {
   return bitcast<vec4<f32>>(scratch[i >> 2u]);
 }
 
@@ -597,7 +603,7 @@ fn grad_tile8(a: u32, a_stride: u32, b: u32, b_stride: u32) -> Tile8 {
   for (var n = 0u; n < N; n = n + 1u) {
     let x = a + n * a_stride;
     let y = b + n * b_stride;
-    acc = outer_add8(acc, g4(x), g4(x + 4u), g4(y), g4(y + 4u));
+    acc = outer_add8(acc, scratch_load4(x), scratch_load4(x + 4u), scratch_load4(y), scratch_load4(y + 4u));
   }
   return acc;
 }
@@ -690,7 +696,7 @@ fn run_unit(u: u32) {
     for (var n = 0u; n < N; n = n + 1u) {
       let id = word(GID_AT + n);
       if (id >= v0 && id < v0 + 8u) {
-        let d = g4(GDX_AT + n * C + c0);
+        let d = scratch_load4(GDX_AT + n * C + c0);
         let k = id - v0;
         lo.r0 = lo.r0 + select(vec4<f32>(0.0), d, k == 0u);
         lo.r1 = lo.r1 + select(vec4<f32>(0.0), d, k == 1u);
@@ -711,7 +717,7 @@ fn run_unit(u: u32) {
       // stays zero.
       let v0 = 4u * (u - LMW_UNITS - QKV_UNITS - TOK_UNITS);
       for (var n = 0u; n < N; n = n + 1u) {
-        acc = acc + g4(GL_AT + n * VP + v0);
+        acc = acc + scratch_load4(GL_AT + n * VP + v0);
       }
       at = LMB_AT + v0;
     } else {
@@ -720,7 +726,7 @@ fn run_unit(u: u32) {
       let t = r / (C / 4u);
       let c0 = 4u * (r % (C / 4u));
       for (var b = 0u; b < B; b = b + 1u) {
-        acc = acc + g4(GDX_AT + (b * T + t) * C + c0);
+        acc = acc + scratch_load4(GDX_AT + (b * T + t) * C + c0);
       }
       at = POS_AT + t * C + c0;
     }

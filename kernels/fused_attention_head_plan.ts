@@ -131,9 +131,9 @@ export interface AttentionHeadWeights {
   /** position_embedding_table.weight [T, C] */
   positions: Tensor;
   /** sa_head.{key,query,value}.weight [H, C] */
-  key: Tensor;
-  query: Tensor;
-  value: Tensor;
+  keyWeight: Tensor;
+  queryWeight: Tensor;
+  valueWeight: Tensor;
   /** lm_head.weight [V, H] and lm_head.bias [V] */
   lmWeight: Tensor;
   lmBias: Tensor;

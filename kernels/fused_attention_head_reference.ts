@@ -50,7 +50,7 @@ export function fusedAttentionHeadStepReference(
       }
       return y;
     };
-    const k = lin(w.key), q = lin(w.query), v = lin(w.value);
+    const k = lin(w.keyWeight), q = lin(w.queryWeight), v = lin(w.valueWeight);
     const wei = new Float64Array(T * T);
     for (let i = 0; i < T; i++) {
       let m = -Infinity;
@@ -118,7 +118,13 @@ export function fusedAttentionHeadStepReference(
         }
       }
     }
-    for (const [d, W, gW] of [[dk, w.key, g.key], [dq, w.query, g.query], [dv, w.value, g.value]]) {
+    for (
+      const [d, W, gW] of [[dk, w.keyWeight, g.keyWeight], [dq, w.queryWeight, g.queryWeight], [
+        dv,
+        w.valueWeight,
+        g.valueWeight,
+      ]]
+    ) {
       for (let t = 0; t < T; t++) {
         for (let h = 0; h < H; h++) {
           for (let c = 0; c < C; c++) {

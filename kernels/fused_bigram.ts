@@ -62,8 +62,8 @@ export function fusedBigramLossLoopCount(
   return zero + batch + rows + positions + 9;
 }
 
-function validate(op: string, a: FusedBigramBatch): { V: number; N: number } {
-  const { tokens, counters, table, losses, batchSize: B, blockSize: T } = a;
+function validate(op: string, args: FusedBigramBatch): { V: number; N: number } {
+  const { tokens, counters, table, losses, batchSize: B, blockSize: T } = args;
   for (const t of [tokens, counters]) {
     if (t.dtype !== "u32") throw new ShapeError(`${op}: ${t.describe()} must be u32`);
   }
@@ -75,20 +75,20 @@ function validate(op: string, a: FusedBigramBatch): { V: number; N: number } {
   if (!Number.isInteger(B) || !Number.isInteger(T) || B < 1 || T < 1) {
     throw new ShapeError(`${op}: batch [${B}, ${T}] must be positive integers`);
   }
-  checkDeviceBatch(op, a);
+  checkDeviceBatch(op, args);
   return { V, N: B * T };
 }
 
 function recordLoss(
   rec: Recorder,
-  a: FusedBigramBatch,
+  args: FusedBigramBatch,
   scratch: Tensor,
   adam?: { lr: number; beta1: number; beta2: number },
 ): void {
   const withGrad = adam !== undefined;
   const op = withGrad ? "fusedBigramStep" : "fusedBigramEval";
-  const { V, N } = validate(op, a);
-  const B = a.batchSize, T = a.blockSize;
+  const { V, N } = validate(op, args);
+  const B = args.batchSize, T = args.blockSize;
   const loops = fusedBigramLossLoopCount(B, T, V, withGrad);
   if (loops > MAX_LOOP_ITERATIONS) {
     throw new LimitError(
@@ -96,12 +96,12 @@ function recordLoss(
         `invocation of its single workgroup, above llvmpipe's limit of ${MAX_LOOP_ITERATIONS}`,
     );
   }
-  requireDisjoint(op, [a.counters, a.losses, scratch], [a.tokens, a.table]);
+  requireDisjoint(op, [args.counters, args.losses, scratch], [args.tokens, args.table]);
   const params = uniformU32(
     rec.gpu,
     [
-      a.key[0],
-      a.key[1],
+      args.key[0],
+      args.key[1],
       // As kernels/adamw.ts: host-side float64, rounded once to f32.
       f32Bits(adam?.lr ?? 0),
       f32Bits(Math.log(adam?.beta1 ?? 0.9)),
@@ -116,25 +116,25 @@ function recordLoss(
       constants: {
         N,
         V,
-        NT: a.tokens.size,
+        NT: args.tokens.size,
         B,
         T,
-        CAPACITY: a.losses.size,
-        COUNTER: a.counterIndex,
+        CAPACITY: args.losses.size,
+        COUNTER: args.counterIndex,
         WITH_GRAD: withGrad ? 1 : 0,
       },
     },
-    [a.tokens, a.counters, a.table, a.losses, scratch, params],
+    [args.tokens, args.counters, args.table, args.losses, scratch, params],
     1,
   );
 }
 
 /** Allocates the scratch buffer a fused bigram plan needs. */
-function scratchFor(a: FusedBigramBatch): Tensor {
-  const V = a.table.shape[0] ?? 0;
+function scratchFor(args: FusedBigramBatch): Tensor {
+  const V = args.table.shape[0] ?? 0;
   return createTensor(
-    a.table.gpu,
-    [fusedBigramScratchSize(a.batchSize * a.blockSize, V)],
+    args.table.gpu,
+    [fusedBigramScratchSize(args.batchSize * args.blockSize, V)],
     "u32",
     "fused_bigram.scratch",
   );
@@ -145,18 +145,23 @@ function scratchFor(a: FusedBigramBatch): Tensor {
  * with t read from the counters. Same results as sampleBatch + embedding + crossEntropy +
  * embeddingBackward + adamw over an arena that holds only the table.
  */
-export function fusedBigramStep(rec: Recorder, a: FusedBigramBatch & FusedBigramOptimizer): void {
+export function fusedBigramStep(
+  rec: Recorder,
+  args: FusedBigramBatch & FusedBigramOptimizer,
+): void {
   const op = "fusedBigramStep";
-  const { V, N } = validate(op, a);
-  const { params, m, v } = a;
+  const { V, N } = validate(op, args);
+  const { params, m, v } = args;
   requireF32(op, params, m, v);
   for (const t of [m, v]) {
     if (t.size !== params.size) {
       throw new ShapeError(`${op}: ${t.describe()} must have the size of ${params.describe()}`);
     }
   }
-  if (a.table.buffer !== params.buffer || a.table.byteOffset !== params.byteOffset) {
-    throw new ShapeError(`${op}: ${a.table.describe()} must start the arena ${params.describe()}`);
+  if (args.table.buffer !== params.buffer || args.table.byteOffset !== params.byteOffset) {
+    throw new ShapeError(
+      `${op}: ${args.table.describe()} must start the arena ${params.describe()}`,
+    );
   }
   // Padding of up to one 256-byte alignment unit is allowed; anything more would be another
   // parameter, which this step would not update as AdamW over the whole arena does.
@@ -172,10 +177,10 @@ export function fusedBigramStep(rec: Recorder, a: FusedBigramBatch & FusedBigram
         `invocation of the update kernel, above llvmpipe's limit of ${MAX_LOOP_ITERATIONS}`,
     );
   }
-  requireDisjoint(op, [params, m, v], [a.tokens, a.counters]);
-  const o = resolveAdamwOptions(a, op);
-  const scratch = scratchFor(a);
-  recordLoss(rec, a, scratch, o);
+  requireDisjoint(op, [params, m, v], [args.tokens, args.counters]);
+  const o = resolveAdamwOptions(args, op);
+  const scratch = scratchFor(args);
+  recordLoss(rec, args, scratch, o);
   // The same host-side values, rounded once to f32, as kernels/adamw.ts uploads.
   const uniform = uniformU32(
     rec.gpu,
@@ -191,8 +196,8 @@ export function fusedBigramStep(rec: Recorder, a: FusedBigramBatch & FusedBigram
 }
 
 /** Records one evaluation batch of the bigram model in one dispatch: batch → mean loss. */
-export function fusedBigramEval(rec: Recorder, a: FusedBigramBatch): void {
-  recordLoss(rec, a, scratchFor(a));
+export function fusedBigramEval(rec: Recorder, args: FusedBigramBatch): void {
+  recordLoss(rec, args, scratchFor(args));
 }
 
 /**

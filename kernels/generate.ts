@@ -39,10 +39,10 @@ export interface ContextWindowArgs {
 }
 
 /** Records idx[t] = generated[min(max(0, pos + 1 − T) + t, pos)] with pos = counters[genPos]. */
-export function contextWindow(rec: Recorder, a: ContextWindowArgs): void {
+export function contextWindow(rec: Recorder, args: ContextWindowArgs): void {
   const op = "contextWindow";
-  const { generated, counters, idx } = a;
-  const counterIndex = a.counterIndex ?? Counter.genPos;
+  const { generated, counters, idx } = args;
+  const counterIndex = args.counterIndex ?? Counter.genPos;
   requireU32(op, generated, counters, idx);
   requireSlot(op, counters, counterIndex);
   if (generated.size === 0) throw new ShapeError(`${op}: ${generated.describe()} is empty`);
@@ -79,10 +79,10 @@ export function sampleNextLoopCount(V: number): number {
 }
 
 /** Records one draw from softmax(logits[min(pos, T − 1)]); generated[pos + 1] = it; pos += 1. */
-export function sampleNext(rec: Recorder, a: SampleNextArgs): void {
+export function sampleNext(rec: Recorder, args: SampleNextArgs): void {
   const op = "sampleNext";
-  const { logits, counters, key, generated } = a;
-  const counterIndex = a.counterIndex ?? Counter.genPos;
+  const { logits, counters, key, generated } = args;
+  const counterIndex = args.counterIndex ?? Counter.genPos;
   requireF32(op, logits);
   requireU32(op, counters, generated);
   requireSlot(op, counters, counterIndex);

@@ -8,7 +8,7 @@
 export { Graph, Var } from "./graph.ts";
 export type { GradTarget, RandomContext, RandomSite } from "./graph.ts";
 export { ParamStore } from "./params.ts";
-export type { Init, Param, ParamGroup } from "./params.ts";
+export type { Init, Param, ParamGroup, ParamHandle } from "./params.ts";
 
 // Ops, by what they are.
 export { add, cumulativeMean, dropout, mul, relu, scale } from "./elementwise_ops.ts";

@@ -16,7 +16,7 @@ import {
   type LinearOptions,
 } from "./layer_ops.ts";
 import { embedding, type LossSink } from "./ops.ts";
-import type { Init, Param, ParamStore } from "./params.ts";
+import type { Init, ParamHandle, ParamStore } from "./params.ts";
 
 /**
  * How Linear and Embedding initialise: "pytorch" is PyTorch's default (Embedding N(0, 1),
@@ -39,7 +39,7 @@ export function linearInit(inF: number, scheme: InitScheme): { weight: Init; bia
 /** nn.Embedding: a [num, dim] table, N(0, 1) (PyTorch) or N(0, 0.02) (gpt init). */
 export class Embedding {
   /** The table (after the store is finalised), for kernels that read it directly. */
-  readonly weight: () => Param;
+  readonly weight: ParamHandle;
   constructor(
     store: ParamStore,
     name: string,
@@ -58,8 +58,8 @@ export class Embedding {
 
 /** nn.Linear: weight [out, in] and optional bias [out], initialised per `init`. */
 export class Linear {
-  readonly #weight: () => Param;
-  readonly #bias?: () => Param;
+  readonly #weight: ParamHandle;
+  readonly #bias?: ParamHandle;
   constructor(
     store: ParamStore,
     name: string,
@@ -146,8 +146,8 @@ export class TokenAndPosition {
 
 /** nn.LayerNorm over the last axis: weight 1, bias 0, eps 1e-5. */
 export class LayerNorm {
-  readonly #weight: () => Param;
-  readonly #bias: () => Param;
+  readonly #weight: ParamHandle;
+  readonly #bias: ParamHandle;
   constructor(store: ParamStore, name: string, dim: number) {
     this.#weight = store.register(`${name}.weight`, [dim], { kind: "constant", value: 1 });
     this.#bias = store.register(`${name}.bias`, [dim], ZERO);

@@ -49,16 +49,22 @@ const size = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
 // 256 bytes satisfies minStorageBufferOffsetAlignment on every WebGPU device.
 const ALIGN_FLOATS = 64;
 
+/**
+ * What `register` returns: a parameter declared now whose tensors exist only after the store's
+ * `finalize()`, so a module calls it (`this.weight()`) when it records, not when it is built.
+ */
+export type ParamHandle = () => Param;
+
 /** A group of equally shaped parameters stored back to back (see `registerGroup`). */
 export interface ParamGroup {
   /** Each member, registered (and checkpointed) under its own name. */
-  parts: (() => Param)[];
+  parts: ParamHandle[];
   /**
    * All members as one parameter [n·shape[0], ...shape[1..]] (member k's rows come k-th):
    * value, gradient and moments are views over the same arena ranges as the parts'. It is not
    * listed in `params` (init, checkpoints and the fingerprint see the parts).
    */
-  whole: () => Param;
+  whole: ParamHandle;
 }
 
 const aligned = (floats: number) => Math.ceil(floats / ALIGN_FLOATS) * ALIGN_FLOATS;
@@ -75,7 +81,7 @@ export class ParamStore {
   constructor(readonly gpu: Gpu) {}
 
   /** Declares a parameter; returns a handle whose tensors exist after `finalize()`. */
-  register(name: string, shape: number[], init: Init): () => Param {
+  register(name: string, shape: number[], init: Init): ParamHandle {
     const handle = this.#add(name, shape, init, this.#floats);
     this.#floats += aligned(size(shape));
     return handle;
@@ -102,7 +108,7 @@ export class ParamStore {
     };
   }
 
-  #add(name: string, shape: number[], init: Init, offset: number): () => Param {
+  #add(name: string, shape: number[], init: Init, offset: number): ParamHandle {
     if (this.#params) throw new Error(`ParamStore: register(${name}) after finalize()`);
     if (this.#pending.some((p) => p.name === name)) {
       throw new Error(`ParamStore: duplicate parameter name ${name}`);

@@ -128,9 +128,9 @@ async function fixture(s: Shape, seed: number) {
   const names: Record<keyof AttentionHeadWeights, string> = {
     tokens: "token_embedding_table.weight",
     positions: "position_embedding_table.weight",
-    key: "sa_head.key.weight",
-    query: "sa_head.query.weight",
-    value: "sa_head.value.weight",
+    keyWeight: "sa_head.key.weight",
+    queryWeight: "sa_head.query.weight",
+    valueWeight: "sa_head.value.weight",
     lmWeight: "lm_head.weight",
     lmBias: "lm_head.bias",
   };
