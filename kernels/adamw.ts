@@ -3,6 +3,7 @@
  * are sibling arenas of equal size, and the step number comes from the device counters.
  */
 import biasSource from "./adamw_bias.wgsl" with { type: "text" };
+import stepSource from "./adamw_step.wgsl" with { type: "text" };
 import source from "./adamw.wgsl" with { type: "text" };
 import { Counter } from "./counters.ts";
 import { requireDisjoint, requireF32 } from "./validate.ts";
@@ -89,7 +90,8 @@ export function adamw(rec: Recorder, args: AdamwArgs): void {
   requireDisjoint("adamw", [params, m, v], [grads, counters]);
   if (params.size === 0) return;
   const width = params.size % 4 === 0 ? 4 : 1;
-  const code = `alias T = ${width === 4 ? "vec4<f32>" : "f32"};\n` + biasSource + source;
+  const code = `alias T = ${width === 4 ? "vec4<f32>" : "f32"};\n` + biasSource + stepSource +
+    source;
   const uniform = uniformU32(rec.gpu, adamwUniformWords(o), "adamw.params");
   const len = params.size / width;
   rec.dispatch(

@@ -14,6 +14,7 @@
  */
 import philoxSource from "./philox.wgsl" with { type: "text" };
 import adamwBiasSource from "./adamw_bias.wgsl" with { type: "text" };
+import adamwStepSource from "./adamw_step.wgsl" with { type: "text" };
 import source from "./fused_attention_head.wgsl" with { type: "text" };
 import { checkDeviceBatch, type DeviceBatch } from "./batch.ts";
 import { type AdamwOptions, adamwUniformWords, resolveAdamwOptions } from "./adamw.ts";
@@ -246,14 +247,15 @@ function recordUpdate(
   // The same host-side values, rounded once to f32, as kernels/adamw.ts uploads.
   const uniform = uniformU32(
     rec.gpu,
-    adamwUniformWords(adam).concat([args.counterIndex, args.losses.size, o ? 0 : 1]),
+    // Params.adamw is a struct member, so the words after it start at the next 16-byte boundary.
+    [...adamwUniformWords(adam), 0, 0, 0, args.counterIndex, args.losses.size, o ? 0 : 1],
     "fused_attention_head.update",
   );
   // One pipeline for training and evaluation (see `finish_only` in the .wgsl file).
   rec.dispatch(
     {
       name: "fused_attention_head_update",
-      code: consts + adamwBiasSource + wgslSection(source, "update"),
+      code: consts + adamwBiasSource + adamwStepSource + wgslSection(source, "update"),
     },
     [params, m, v, scratch, args.counters, args.losses, uniform],
     workgroups,

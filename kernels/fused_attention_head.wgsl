@@ -548,17 +548,12 @@ fn backward(b: u32, li: u32) {
 // Units of work, each owned by one invocation (updateRows in kernels/fused_attention_head.ts):
 //   lm_head.weight 8×8 tiles · key/query/value weight 8×8 tiles · token table 8 rows × 4 columns
 //   · lm_head.bias 4 entries · position table 4 entries.
+alias AdamwLane = vec4<f32>;
+
 struct Params {
-  lr: f32,
-  decay: f32, // 1 − lr·weight_decay
-  beta1: f32,
-  one_minus_beta1: f32,
-  beta2: f32,
-  one_minus_beta2: f32,
-  ln_beta1: f32,
-  ln_beta2: f32,
-  eps: f32,
-  counter: u32,
+  adamw: Adamw, // kernels/adamw_step.wgsl
+  // The uniform layout rule puts a struct member's successor 16 bytes on: word 12, not 9.
+  @align(16) counter: u32,
   capacity: u32, // slots in losses
   // 1 for an evaluation batch: only the mean loss and the counter increment (the evaluation
   // shares this shader so that llvmpipe compiles it during the harness's setup).
@@ -589,12 +584,10 @@ fn scratch_load4(i: u32) -> vec4<f32> {
 // AdamW on the four parameters at arena float offset i (a multiple of 4), as kernels/adamw.wgsl.
 fn adam4(i: u32, g: vec4<f32>) {
   let e = i >> 2u;
-  let m1 = p.beta1 * m[e] + p.one_minus_beta1 * g;
-  let v1 = p.beta2 * v[e] + p.one_minus_beta2 * g * g;
-  m[e] = m1;
-  v[e] = v1;
-  let denom = sqrt(v1) / sqrt_bc2 + p.eps;
-  params[e] = params[e] * p.decay - step_size * m1 / denom;
+  let next = adamw_step(p.adamw, params[e], g, m[e], v[e], step_size, sqrt_bc2);
+  m[e] = next.m;
+  v[e] = next.v;
+  params[e] = next.param;
 }
 
 // Σ over positions n of a[n, r0…r0+8] ⊗ b[n, c0…c0+8], n in increasing order.
@@ -760,8 +753,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   }
   // AdamW's step t is the batch number after the increment, as the graph path's adamw reads it.
   let t = f32(max(c + 1u, 1u));
-  step_size = p.lr / one_minus_exp(t * p.ln_beta1);
-  sqrt_bc2 = sqrt(one_minus_exp(t * p.ln_beta2));
+  step_size = p.adamw.lr / one_minus_exp(t * p.adamw.ln_beta1);
+  sqrt_bc2 = sqrt(one_minus_exp(t * p.adamw.ln_beta2));
   // Rows of 8 units dealt to the workgroups in turn: each gets a share of every kind (they
   // differ in cost), and each SIMD row runs a single kind.
   for (var k = li / 8u; k * nwg.x + wid.x < ROWS; k = k + 8u) {

@@ -8,20 +8,26 @@
  */
 import philoxSource from "./philox.wgsl" with { type: "text" };
 import adamwBiasSource from "./adamw_bias.wgsl" with { type: "text" };
+import adamwStepSource from "./adamw_step.wgsl" with { type: "text" };
 import source from "./fused_bigram.wgsl" with { type: "text" };
 import { checkDeviceBatch, type DeviceBatch, sampleBatchReference } from "./batch.ts";
 import { crossEntropyReference } from "./cross_entropy.ts";
 import { requireDisjoint, requireF32 } from "./validate.ts";
 import { wgslSection } from "./wgsl.ts";
 import { embeddingBackwardReference, embeddingForwardReference } from "./embedding.ts";
-import { type AdamwOptions, adamwReference, resolveAdamwOptions } from "./adamw.ts";
+import {
+  type AdamwOptions,
+  adamwReference,
+  adamwUniformWords,
+  resolveAdamwOptions,
+} from "./adamw.ts";
 import { f32Bits, type Recorder, uniformU32 } from "./program.ts";
 import { createTensor, LimitError, ShapeError, type Tensor } from "./tensor.ts";
 import { MAX_LOOP_ITERATIONS } from "./device_limits.ts";
 import { tuningFor } from "./tuning.ts";
 
 const lossCode = philoxSource + adamwBiasSource + wgslSection(source, "loss");
-const updateCode = wgslSection(source, "update");
+const updateCode = adamwStepSource + wgslSection(source, "update");
 
 /** The batch a fused bigram kernel draws, and where its loss goes. */
 export interface FusedBigramBatch extends DeviceBatch {
@@ -181,12 +187,8 @@ export function fusedBigramStep(
   const o = resolveAdamwOptions(args, op);
   const scratch = scratchFor(args);
   recordLoss(rec, args, scratch, o);
-  // The same host-side values, rounded once to f32, as kernels/adamw.ts uploads.
-  const uniform = uniformU32(
-    rec.gpu,
-    [1 - o.lr * o.weightDecay, o.beta1, 1 - o.beta1, o.beta2, 1 - o.beta2, o.eps].map(f32Bits),
-    "fused_bigram.adamw",
-  );
+  // The same uniform as kernels/adamw.ts uploads.
+  const uniform = uniformU32(rec.gpu, adamwUniformWords(o), "fused_bigram.adamw");
   const len = params.size / 4;
   rec.dispatch(
     { name: "fused_bigram_update", code: updateCode, constants: { N, V, LEN: len } },

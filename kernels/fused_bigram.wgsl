@@ -168,20 +168,13 @@ fn main(@builtin(local_invocation_index) li: u32) {
 //@kernel update
 override LEN: u32; // parameter arena length, in vec4s; the table is its first V·V floats
 
-struct Params {
-  decay: f32, // 1 − lr·weight_decay
-  beta1: f32,
-  one_minus_beta1: f32,
-  beta2: f32,
-  one_minus_beta2: f32,
-  eps: f32,
-}
+alias AdamwLane = vec4<f32>;
 
 @group(0) @binding(0) var<storage, read_write> params: array<vec4<f32>>;
 @group(0) @binding(1) var<storage, read_write> m: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read_write> v: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read> scratch: array<u32>;
-@group(0) @binding(4) var<uniform> p: Params;
+@group(0) @binding(4) var<uniform> p: Adamw; // kernels/adamw_step.wgsl
 
 // d(mean loss)/d(table[e]) where x = table[e]: Σ over the row's positions, in position order,
 // of (softmax(row)[col] − [col = target]) / N, the cross-entropy kernel's dLogits term.
@@ -236,12 +229,9 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   let stride = nwg.x * 256u;
   for (var i = gid.x; i < LEN; i = i + stride) {
     let x = params[i];
-    let g = grad4_of(4u * i, x);
-    let m1 = p.beta1 * m[i] + p.one_minus_beta1 * g;
-    let v1 = p.beta2 * v[i] + p.one_minus_beta2 * g * g;
-    m[i] = m1;
-    v[i] = v1;
-    let denom = sqrt(v1) / sqrt_bc2 + p.eps;
-    params[i] = x * p.decay - step_size * m1 / denom;
+    let next = adamw_step(p, x, grad4_of(4u * i, x), m[i], v[i], step_size, sqrt_bc2);
+    m[i] = next.m;
+    v[i] = next.v;
+    params[i] = next.param;
   }
 }
