@@ -3,6 +3,7 @@
  * history, and optionally d(mean loss)/d(logits), in one deterministic dispatch.
  */
 import source from "./cross_entropy.wgsl" with { type: "text" };
+import rowStatsSource from "./row_stats.wgsl" with { type: "text" };
 import { requireDisjoint, requireF32 } from "./validate.ts";
 import type { Recorder } from "./program.ts";
 import { LimitError, ShapeError, type Tensor } from "./tensor.ts";
@@ -118,7 +119,7 @@ export function crossEntropy(rec: Recorder, args: CrossEntropyArgs): void {
     );
   }
   const code = (dLogits ? WITH_GRAD_PRELUDE : NO_GRAD_PRELUDE) +
-    (dBias ? BIAS_GRAD_PRELUDE : NO_BIAS_GRAD_PRELUDE) + source;
+    (dBias ? BIAS_GRAD_PRELUDE : NO_BIAS_GRAD_PRELUDE) + rowStatsSource + source;
   rec.dispatch(
     {
       name: dBias ? "cross_entropy_bias" : "cross_entropy",

@@ -5,7 +5,7 @@
 // kernels/cross_entropy.ts prepends either the d_logits binding (binding 4) with a
 // `write_grad` that stores into it, or an empty `write_grad`, and sets WITH_GRAD to match;
 // and either `sum_bias_grad` writing the column sums of d_logits to d_bias (binding 5) or an
-// empty one.
+// empty one. It also prepends kernels/row_stats.wgsl.
 
 override N: u32; // rows
 override V: u32; // classes
@@ -20,22 +20,19 @@ override WITH_GRAD: bool = false;
 
 var<workgroup> partial: array<f32, 256>;
 
+// What kernels/row_stats.wgsl (prepended by kernels/cross_entropy.ts) reads.
+fn row_value(i: u32) -> f32 {
+  return logits[i];
+}
+
 @compute @workgroup_size(256)
 fn main(@builtin(local_invocation_index) li: u32) {
   let inv_n = 1.0 / f32(N);
   var acc = 0.0;
   for (var r = li; r < N; r = r + 256u) {
     let base = r * V;
-    var m = logits[base];
-    for (var j = 1u; j < V; j = j + 1u) {
-      m = max(m, logits[base + j]);
-    }
-    var s = 0.0;
-    for (var j = 0u; j < V; j = j + 1u) {
-      s = s + exp(logits[base + j] - m);
-    }
     let class_id = targets[r];
-    let lse = m + log(s);
+    let lse = row_log_sum_exp(base, V);
     if (class_id < V) {
       acc = acc + (lse - logits[base + class_id]);
     } else {

@@ -9,6 +9,7 @@
 import philoxSource from "./philox.wgsl" with { type: "text" };
 import adamwBiasSource from "./adamw_bias.wgsl" with { type: "text" };
 import adamwStepSource from "./adamw_step.wgsl" with { type: "text" };
+import rowStatsSource from "./row_stats.wgsl" with { type: "text" };
 import source from "./fused_bigram.wgsl" with { type: "text" };
 import { checkDeviceBatch, type DeviceBatch, sampleBatchReference } from "./batch.ts";
 import { crossEntropyReference } from "./cross_entropy.ts";
@@ -26,7 +27,7 @@ import { createTensor, LimitError, ShapeError, type Tensor } from "./tensor.ts";
 import { MAX_LOOP_ITERATIONS } from "./device_limits.ts";
 import { tuningFor } from "./tuning.ts";
 
-const lossCode = philoxSource + adamwBiasSource + wgslSection(source, "loss");
+const lossCode = philoxSource + adamwBiasSource + rowStatsSource + wgslSection(source, "loss");
 const updateCode = adamwStepSource + wgslSection(source, "update");
 
 /** The batch a fused bigram kernel draws, and where its loss goes. */

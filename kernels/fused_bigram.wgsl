@@ -8,7 +8,7 @@
 // Each float is computed by the same operations in the same order as in the unfused kernels,
 // so losses and parameters are bit-identical to the autograd path. The bigram's logits for a
 // position are a table row, so row statistics are computed once per row, not once per position.
-// kernels/fused_bigram.ts prepends kernels/philox.wgsl.
+// kernels/fused_bigram.ts prepends kernels/philox.wgsl (and to `loss` kernels/row_stats.wgsl).
 //
 // Scratch (u32), written by `loss`, read by `update`; N = B·T positions, W = ⌈N / 32⌉:
 //   ids [N] · targets [N] · lse [V] (f32 bits) · count [V] · per row, a bit mask of its
@@ -68,6 +68,12 @@ struct Params {
 var<workgroup> batch_counter: u32;
 var<workgroup> partial: array<f32, 256>;
 
+// What kernels/row_stats.wgsl (prepended to this kernel) reads: the logits of a row are the
+// table row of its input token.
+fn row_value(i: u32) -> f32 {
+  return table[i];
+}
+
 @compute @workgroup_size(256)
 fn main(@builtin(local_invocation_index) li: u32) {
   if (li == 0u) {
@@ -102,16 +108,7 @@ fn main(@builtin(local_invocation_index) li: u32) {
   storageBarrier();
 
   for (var v = li; v < V; v = v + 256u) {
-    let base = v * V;
-    var m = table[base];
-    for (var j = 1u; j < V; j = j + 1u) {
-      m = max(m, table[base + j]);
-    }
-    var s = 0.0;
-    for (var j = 0u; j < V; j = j + 1u) {
-      s = s + exp(table[base + j] - m);
-    }
-    atomicStore(&scratch[lse_at() + v], bitcast<u32>(m + log(s)));
+    atomicStore(&scratch[lse_at() + v], bitcast<u32>(row_log_sum_exp(v * V, V)));
     if (WITH_GRAD) {
       // The row's targets in increasing position order: the order the gradient sums them in.
       var k = 0u;

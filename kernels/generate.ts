@@ -5,6 +5,7 @@
  */
 import philoxSource from "./philox.wgsl" with { type: "text" };
 import sampleSource from "./generate.wgsl" with { type: "text" };
+import rowStatsSource from "./row_stats.wgsl" with { type: "text" };
 import windowSource from "./generate.window.wgsl" with { type: "text" };
 import { Counter } from "./counters.ts";
 import { requireDisjoint, requireF32 } from "./validate.ts";
@@ -13,7 +14,7 @@ import { type Recorder, uniformU32 } from "./program.ts";
 import { LimitError, ShapeError, type Tensor } from "./tensor.ts";
 import { MAX_LOOP_ITERATIONS } from "./device_limits.ts";
 
-const sampleCode = philoxSource + sampleSource;
+const sampleCode = philoxSource + rowStatsSource + sampleSource;
 
 function requireU32(op: string, ...tensors: Tensor[]): void {
   for (const t of tensors) {
