@@ -18,6 +18,7 @@ import {
   type Tensor,
   tensorView,
 } from "../kernels/tensor.ts";
+import { finiteDifferences } from "./support.ts";
 
 /** Uniform [-1, 1) test data from the project's own generator, so every run sees the same. */
 function rand(n: number, seed: number): Float32Array {
@@ -273,22 +274,6 @@ Deno.test("matmul reads and writes tensor views inside larger buffers", async ()
     ok(whole.subarray(128 + 72).every((v) => v === 0), `${kernel} kernel wrote past its view`);
   }
 });
-
-/** Central finite differences of a float64 scalar function of one flat parameter vector. */
-function finiteDifferences(x: Float64Array, loss: (x: Float64Array) => number): Float64Array {
-  const h = 1e-6;
-  const grad = new Float64Array(x.length);
-  for (let i = 0; i < x.length; i++) {
-    const keep = x[i];
-    x[i] = keep + h;
-    const up = loss(x);
-    x[i] = keep - h;
-    const down = loss(x);
-    x[i] = keep;
-    grad[i] = (up - down) / (2 * h);
-  }
-  return grad;
-}
 
 Deno.test("matmul gradients via transposed matmuls match finite differences", async () => {
   const gpu = await getGpu();
