@@ -8,20 +8,23 @@ Prints one JSON line per seed: {"seed", "train", "val", "steps_per_sec"}. With -
 trains nothing: it loads a seedlab gpt checkpoint's parameters into the PyTorch model with
 load_state_dict(strict=True) (the names and shapes must be gpt.py's; only the heads' constant
 `tril` buffers come from the model) and prints the loss
-estimates over eval.iters batches of each split. The model follows
-gpt.py (Head, MultiHeadAttention, FeedFoward, Block, GPTLanguageModel) with the ladder switches
-of experiments/gpt.ts: model.ffnMult (0 = no feed-forward), model.residual (residual connections
-plus the projections gpt.py adds with them), model.layerNorm (ln1, ln2, ln_f) and model.init
-("gpt" = gpt.py's _init_weights, "pytorch" = PyTorch's defaults, as in the lecture's early steps).
+estimates over eval.iters batches of each split. The model is examples/torch_models.py's
+GPTLanguageModel (gpt.py) with the ladder switches of experiments/gpt.ts: model.ffnMult (0 = no
+feed-forward), model.residual (residual connections plus the projections gpt.py adds with them),
+model.layerNorm (ln1, ln2, ln_f) and model.init ("gpt" = gpt.py's _init_weights, "pytorch" =
+PyTorch's defaults, as in the lecture's early steps).
 Batches, init and dropout come from torch's RNG, so losses match in distribution, not bit for bit.
 """
 import json
+import os
 import sys
 import time
 
 import torch
-import torch.nn as nn
-from torch.nn import functional as F
+
+# The model classes live in examples/torch_models.py, shared with the bench and `deno task export`.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "examples"))
+from torch_models import GPTLanguageModel  # noqa: E402
 
 
 def read_checkpoint(path):
@@ -67,88 +70,12 @@ def main():
         y = torch.stack([d[i + 1:i + block_size + 1] for i in ix])
         return x, y
 
-    class Head(nn.Module):
-        def __init__(self, head_size):
-            super().__init__()
-            self.key = nn.Linear(n_embd, head_size, bias=False)
-            self.query = nn.Linear(n_embd, head_size, bias=False)
-            self.value = nn.Linear(n_embd, head_size, bias=False)
-            self.register_buffer("tril", torch.tril(torch.ones(block_size, block_size)))
-            self.dropout = nn.Dropout(dropout)
+    def new_model():
+        return GPTLanguageModel(vocab_size, n_embd, n_head, n_layer, block_size, dropout, ffn_mult,
+                                residual, layer_norm, "gpt" if gpt_init else "pytorch")
 
-        def forward(self, x):
-            B, T, C = x.shape
-            k = self.key(x)
-            q = self.query(x)
-            wei = q @ k.transpose(-2, -1) * k.shape[-1] ** -0.5
-            wei = wei.masked_fill(self.tril[:T, :T] == 0, float("-inf"))
-            wei = F.softmax(wei, dim=-1)
-            wei = self.dropout(wei)
-            return wei @ self.value(x)
-
-    class MultiHeadAttention(nn.Module):
-        def __init__(self, num_heads, head_size):
-            super().__init__()
-            self.heads = nn.ModuleList([Head(head_size) for _ in range(num_heads)])
-            self.proj = nn.Linear(head_size * num_heads, n_embd) if residual else None
-            self.dropout = nn.Dropout(dropout)
-
-        def forward(self, x):
-            out = torch.cat([h(x) for h in self.heads], dim=-1)
-            return self.dropout(self.proj(out) if self.proj is not None else out)
-
-    class FeedFoward(nn.Module):
-        def __init__(self):
-            super().__init__()
-            layers = [nn.Linear(n_embd, ffn_mult * n_embd), nn.ReLU()]
-            if residual or ffn_mult != 1:
-                layers.append(nn.Linear(ffn_mult * n_embd, n_embd))
-            layers.append(nn.Dropout(dropout))
-            self.net = nn.Sequential(*layers)
-
-        def forward(self, x):
-            return self.net(x)
-
-    class Block(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.sa = MultiHeadAttention(n_head, n_embd // n_head)
-            self.ffwd = FeedFoward() if ffn_mult > 0 else None
-            self.ln1 = nn.LayerNorm(n_embd) if layer_norm else nn.Identity()
-            self.ln2 = nn.LayerNorm(n_embd) if layer_norm else nn.Identity()
-
-        def forward(self, x):
-            y = self.sa(self.ln1(x))
-            x = x + y if residual else y
-            if self.ffwd is not None:
-                y = self.ffwd(self.ln2(x))
-                x = x + y if residual else y
-            return x
-
-    class GPTLanguageModel(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.token_embedding_table = nn.Embedding(vocab_size, n_embd)
-            self.position_embedding_table = nn.Embedding(block_size, n_embd)
-            self.blocks = nn.Sequential(*[Block() for _ in range(n_layer)])
-            self.ln_f = nn.LayerNorm(n_embd) if layer_norm else nn.Identity()
-            self.lm_head = nn.Linear(n_embd, vocab_size)
-            if gpt_init:
-                self.apply(self._init_weights)
-
-        def _init_weights(self, module):
-            if isinstance(module, nn.Linear):
-                torch.nn.init.normal_(module.weight, mean=0.0, std=0.02)
-                if module.bias is not None:
-                    torch.nn.init.zeros_(module.bias)
-            elif isinstance(module, nn.Embedding):
-                torch.nn.init.normal_(module.weight, mean=0.0, std=0.02)
-
-        def forward(self, idx, targets):
-            B, T = idx.shape
-            x = self.token_embedding_table(idx) + self.position_embedding_table(torch.arange(T))
-            logits = self.lm_head(self.ln_f(self.blocks(x)))
-            return F.cross_entropy(logits.view(B * T, -1), targets.view(B * T))
+    def loss_of(model, split):
+        return model(*get_batch(split))[1]
 
     def estimate(model, seed):
         torch.manual_seed(seed)
@@ -156,11 +83,11 @@ def main():
         out = {}
         with torch.no_grad():
             for split in ["train", "val"]:
-                out[split] = sum(model(*get_batch(split)).item() for _ in range(eval_iters)) / eval_iters
+                out[split] = sum(loss_of(model, split).item() for _ in range(eval_iters)) / eval_iters
         return out
 
     if checkpoint:
-        model = GPTLanguageModel()
+        model = new_model()
         # gpt.py's state dict also holds each head's constant `tril` mask buffer, which a
         # seedlab checkpoint does not store: take those from the model, everything else must
         # match by name and shape.
@@ -171,7 +98,7 @@ def main():
 
     for seed in seeds:
         torch.manual_seed(seed)
-        model = GPTLanguageModel()
+        model = new_model()
         optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=wd)
 
         @torch.no_grad()
@@ -181,7 +108,7 @@ def main():
             for split in ["train", "val"]:
                 losses = torch.zeros(eval_iters)
                 for k in range(eval_iters):
-                    losses[k] = model(*get_batch(split)).item()
+                    losses[k] = loss_of(model, split).item()
                 out[split] = losses.mean().item()
             model.train()
             return out
@@ -196,7 +123,7 @@ def main():
             if it == max_iters:
                 break
             t0 = time.perf_counter()
-            loss = model(*get_batch("train"))
+            loss = loss_of(model, "train")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { readResult } from "../harness/results_io.ts";
 import { assertExit, seedlab, TINY, withTempDir, writtenPath } from "./cli_helpers.ts";
 
-Deno.test("exp --graph: the result records the path, and --verify re-runs it", async () => {
+Deno.test("exp --graph: the result records the path, the run id says it was forced, and --verify re-runs it", async () => {
   await withTempDir(async (dir) => {
     const graph = await seedlab(
       "exp",
@@ -27,8 +27,12 @@ Deno.test("exp --graph: the result records the path, and --verify re-runs it", a
     ];
     assert.equal(g.path, "graph");
     assert.equal(f.path, "fused");
-    // The paths sum in different orders: same run id, different bits.
-    assert.equal(g.runId, f.runId);
+    // The paths sum in different orders: different bits, so a forced path is part of the run
+    // id and both results can live in one --out.
+    assert.equal(g.forcedGraph, true);
+    assert.equal(f.forcedGraph, undefined);
+    assert.notEqual(g.runId, f.runId);
+    assert.equal(g.runId.slice(-6), f.runId.slice(-6)); // same seed suffix
     assert.notEqual(g.paramsSha256, f.paramsSha256);
     const verify = await seedlab("exp", "attention_head", "--verify", writtenPath(graph.stdout));
     assertExit(verify, 0);
