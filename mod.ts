@@ -7,10 +7,14 @@
  * - an experiment: `languageModelSchema` (the shared config sections with your defaults) and
  *   the `LanguageModelExperiment` it returns, built from a `LanguageModel`;
  * - a model: the `Graph` of `Var`s it records into, the `ParamStore` that owns its weights, the
- *   common modules (`Embedding`, `Linear`, `LayerNorm`, `Dropout`) and `relu`;
+ *   modules the README's "Writing your own op or model" names (`Embedding`, `Linear`,
+ *   `LayerNorm`, `Dropout`, `MultiHeadAttention`, `FeedForward`, `Block`) and `relu`; every
+ *   other graph op is `nn.<name>`;
  * - an op of your own: a WGSL source split by `wgslSection`, dispatched through the
- *   `Recorder` over `Tensor`s on a `grid1d`, checked first by `requireF32`,
- *   `requireSameShape`, `requireDisjoint` and against `MAX_LOOP_ITERATIONS`;
+ *   `Recorder` over `Tensor`s on a `grid1d` (at most `MAX_GROUPS_PER_DIM` per dimension) with
+ *   `uniformU32` parameters, checked first by `requireF32`, `requireSameShape`,
+ *   `requireDisjoint` (a `ShapeError`) and against `MAX_LOOP_ITERATIONS` (a `LimitError`);
+ *   random ops draw Philox on the `streamKey` stream at the step in `Counter.trainBatch`;
  * - the registered `experiments`, and the lecture's GPT (`gpt`, `createGpt`) to build on.
  *
  * Everything else is namespaced, as jax-js does: `kernels` (device, tensors, plans and every
@@ -42,12 +46,15 @@ export type { GptConfig } from "./experiments/gpt.ts";
 export { Graph, Var } from "./nn/graph.ts";
 export { ParamStore } from "./nn/params.ts";
 export { Dropout, Embedding, LayerNorm, Linear } from "./nn/modules.ts";
+export { Block, FeedForward, MultiHeadAttention } from "./nn/transformer.ts";
 export { relu } from "./nn/elementwise_ops.ts";
 
 // An op of your own.
-export { Recorder } from "./kernels/program.ts";
-export { Tensor } from "./kernels/tensor.ts";
-export { grid1d } from "./kernels/grid.ts";
+export { Recorder, uniformU32 } from "./kernels/program.ts";
+export { LimitError, ShapeError, Tensor } from "./kernels/tensor.ts";
+export { grid1d, MAX_GROUPS_PER_DIM } from "./kernels/grid.ts";
+export { Counter } from "./kernels/counters.ts";
+export { streamKey } from "./kernels/philox.ts";
 export { requireDisjoint, requireF32, requireSameShape } from "./kernels/validate.ts";
 export { wgslSection } from "./kernels/wgsl.ts";
 export { MAX_LOOP_ITERATIONS } from "./kernels/device_limits.ts";

@@ -1,6 +1,7 @@
 /**
- * The shape of mod.ts: a small flat API for experiment authors (exactly what examples/ import,
- * plus the registry and the GPT), and the rest under the `kernels` and `nn` namespaces.
+ * The shape of mod.ts: a small flat API for experiment authors (what examples/ import and the
+ * README's "Writing your own op or model" names, the registry and the GPT), and the rest under
+ * the `kernels` and `nn` namespaces.
  */
 import { deepStrictEqual, ok, strictEqual } from "node:assert/strict";
 import * as api from "../mod.ts";
@@ -11,14 +12,21 @@ import { dropout as dropoutOp } from "../nn/elementwise_ops.ts";
 
 Deno.test("public API: the flat names are the experiment author's, nothing more", () => {
   deepStrictEqual(Object.keys(api).sort(), [
+    "Block",
+    "Counter",
     "Dropout",
     "Embedding",
+    "FeedForward",
     "Graph",
     "LayerNorm",
+    "LimitError",
     "Linear",
+    "MAX_GROUPS_PER_DIM",
     "MAX_LOOP_ITERATIONS",
+    "MultiHeadAttention",
     "ParamStore",
     "Recorder",
+    "ShapeError",
     "Tensor",
     "Var",
     "createGpt",
@@ -32,6 +40,8 @@ Deno.test("public API: the flat names are the experiment author's, nothing more"
     "requireDisjoint",
     "requireF32",
     "requireSameShape",
+    "streamKey",
+    "uniformU32",
     "wgslSection",
   ]);
 });
