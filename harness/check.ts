@@ -13,7 +13,7 @@ import { parseCommandArgs } from "./cli.ts";
 import { resolveConfig } from "./config.ts";
 import { codeSha256 } from "./env.ts";
 import { ExitCode, UsageError } from "./errors.ts";
-import { runExp } from "./exp.ts";
+import { runExperiment } from "./exp.ts";
 import { userPath } from "./paths.ts";
 import type { RunResult } from "./result_schema.ts";
 import { readResult, resultPath, runId } from "./results_io.ts";
@@ -223,17 +223,22 @@ async function freshValues(
       );
     }
     try {
-      const args = [baseline.experiment, "--seeds", missing.join(","), "--out", outDir];
-      for (const s of setsOf(baseline)) args.push("--set", s);
-      if (quiet) args.push("--quiet");
-      const exit = await runExp(args);
+      const { exit, results } = await runExperiment({
+        name: baseline.experiment,
+        seeds: missing,
+        sets: setsOf(baseline),
+        out: outDir,
+        quiet,
+        profile: false,
+        graph: false,
+      });
       if (exit !== ExitCode.ok) {
         throw new CheckFailure(
           `training the runs for the ${baseline.experiment} baseline failed (exit ${exit})`,
         );
       }
       for (const seed of missing) {
-        const r = await tryRead(pathIn(outDir, seed));
+        const r = results.find((result) => result.seed === seed);
         if (!usable(r, seed)) {
           throw new CheckFailure(`the run for seed ${seed} is missing from ${outDir}`);
         }

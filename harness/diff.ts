@@ -7,8 +7,7 @@
  * meaningful and are not.
  */
 import { basename } from "node:path";
-import { parseArgs } from "node:util";
-import { describeParseError } from "./cli.ts";
+import { parseCommandArgs } from "./cli.ts";
 import { userPath } from "./paths.ts";
 import { ExitCode, UsageError } from "./errors.ts";
 import type { RunResult } from "./result_schema.ts";
@@ -357,28 +356,16 @@ function unitInterval(name: string, text: string): number {
 }
 
 function parseDiffArgs(args: string[]) {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args,
-      allowPositionals: true,
-      strict: true,
-      options: {
-        metric: { type: "string", default: "final.val" },
-        curve: { type: "boolean", default: false },
-        format: { type: "string", default: "text" },
-        force: { type: "boolean", default: false },
-        by: { type: "string", multiple: true },
-        better: { type: "string", default: "lower" },
-        alpha: { type: "string", default: String(DEFAULT_ALPHA) },
-        power: { type: "string", default: String(DEFAULT_POWER) },
-        help: { type: "boolean", short: "h", default: false },
-      },
-    });
-  } catch (e) {
-    throw new UsageError(`${describeParseError(e)}\n${USAGE}`);
-  }
-  const { values, positionals } = parsed;
+  const { values, positionals } = parseCommandArgs(args, {
+    metric: { type: "string", default: "final.val" },
+    curve: { type: "boolean", default: false },
+    format: { type: "string", default: "text" },
+    force: { type: "boolean", default: false },
+    by: { type: "string", multiple: true },
+    better: { type: "string", default: "lower" },
+    alpha: { type: "string", default: String(DEFAULT_ALPHA) },
+    power: { type: "string", default: String(DEFAULT_POWER) },
+  }, USAGE);
   const format = values.format;
   if (format !== "text" && format !== "md" && format !== "json") {
     throw new UsageError(`--format must be text, md or json, not '${format}'`);
@@ -387,7 +374,7 @@ function parseDiffArgs(args: string[]) {
   if (by.some((k) => k === "" || k.split(".").some((part) => part === ""))) {
     throw new UsageError(`--by takes dotted config keys such as train.lr, not '${values.by}'`);
   }
-  if (!values.help && (positionals.length < 1 || (positionals.length > 2 && by.length === 0))) {
+  if (positionals.length < 1 || (positionals.length > 2 && by.length === 0)) {
     throw new UsageError(`give one or two groups of results (or several with --by)\n${USAGE}`);
   }
   if (values.metric.trim() === "" || values.metric.split(".").some((k) => k === "")) {
@@ -412,7 +399,6 @@ function parseDiffArgs(args: string[]) {
     better: values.better as Better,
     alpha,
     power,
-    help: values.help,
     format: format as DiffFormat,
   };
 }
@@ -420,10 +406,6 @@ function parseDiffArgs(args: string[]) {
 /** `deno task diff`: prints the comparison and returns the exit code (usage errors throw). */
 export async function runDiff(args: string[]): Promise<number> {
   const opts = parseDiffArgs(args);
-  if (opts.help) {
-    console.log(USAGE);
-    return ExitCode.ok;
-  }
   const groups = [];
   for (const spec of opts.specs) groups.push({ spec, runs: await loadResults([userPath(spec)]) });
   const report = buildDiff(groups, opts);

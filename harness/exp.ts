@@ -30,13 +30,28 @@ import { createRunProfile } from "./profile.ts";
 import { checkStepLimit, explainSizeLimit, isSizeLimit, languageModelProbe } from "./limits.ts";
 import { everyKey, prepareVerification, reportVerification } from "./verify.ts";
 import { importExperiment } from "./experiment_file.ts";
-import { parseExpArgs } from "./exp_args.ts";
+import { type ExpArgs, parseExpArgs } from "./exp_args.ts";
 
 export { parseExpArgs };
 
 /** Runs the `exp` command; returns the process exit code. */
 export async function runExp(argv: string[]): Promise<number> {
-  const args = parseExpArgs(argv);
+  return (await runExperiment(parseExpArgs(argv))).exit;
+}
+
+/** What `runExperiment` did: the exit code `exp` returns, and the result of every run made. */
+export interface ExperimentOutcome {
+  exit: number;
+  results: RunResult[];
+}
+
+/**
+ * Runs an experiment as `exp` does with the same options, typed (check.ts calls it); the
+ * results are written as `exp` writes them and also returned. Usage errors throw UsageError.
+ */
+export async function runExperiment(options: ExpArgs): Promise<ExperimentOutcome> {
+  const args = { ...options, seeds: [...options.seeds], sets: [...options.sets] };
+  const results: RunResult[] = [];
   const experiment = experiments.get(args.name) ?? await importExperiment(args.name);
 
   let verifyAgainst: RunResult | undefined;
@@ -90,7 +105,7 @@ export async function runExp(argv: string[]): Promise<number> {
   const runs = sweepRuns(configs.length, args.seeds, args.shard);
   if (runs.length === 0) {
     console.log(emptyShardLine(args.shard!, configs.length, args.seeds.length));
-    return ExitCode.ok;
+    return { exit: ExitCode.ok, results };
   }
 
   const corpora: TokenizedCorpus[] = [];
@@ -208,6 +223,7 @@ export async function runExp(argv: string[]): Promise<number> {
           fits: experiment.kind === "check" ? undefined : languageModelProbe(gpu, experiment),
         });
       }
+      results.push(result);
       if (!args.quiet || verifyAgainst) console.log(summaryLine(result));
       const code = verifyAgainst
         ? reportVerification(verifyAgainst, result)
@@ -218,7 +234,7 @@ export async function runExp(argv: string[]): Promise<number> {
   } finally {
     stop.dispose();
   }
-  return exit;
+  return { exit, results };
 }
 
 interface CommonRun {

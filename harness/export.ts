@@ -5,11 +5,10 @@
  * and seedlab's metadata are left out.
  */
 import { resolve } from "node:path";
-import { parseArgs } from "node:util";
 import { experiments } from "../experiments/mod.ts";
 import type { LanguageModelExperiment } from "../experiments/types.ts";
 import { loadCheckpoint } from "./checkpoint.ts";
-import { describeParseError } from "./cli.ts";
+import { parseCommandArgs } from "./cli.ts";
 import { ExitCode, UsageError } from "./errors.ts";
 import { checkOutputFile } from "./output_policy.ts";
 import { userPath } from "./paths.ts";
@@ -27,24 +26,9 @@ export function defaultExportPath(checkpoint: string): string {
 
 /** Runs `deno task export`; returns the exit code (usage errors throw). */
 export async function runExport(args: string[]): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args,
-      allowPositionals: true,
-      strict: true,
-      options: {
-        out: { type: "string", short: "o" },
-        help: { type: "boolean", short: "h", default: false },
-      },
-    });
-  } catch (e) {
-    throw new UsageError(`${describeParseError(e)}\n${USAGE}`);
-  }
-  if (parsed.values.help) {
-    console.log(USAGE);
-    return ExitCode.ok;
-  }
+  const parsed = parseCommandArgs(args, {
+    out: { type: "string", short: "o" },
+  }, USAGE);
   if (parsed.positionals.length !== 1) {
     throw new UsageError(`give exactly one checkpoint\n${USAGE}`);
   }

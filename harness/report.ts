@@ -6,8 +6,7 @@
  * different seeds. Each curve is drawn as the mean across seeds with a min–max band, so the
  * seed-to-seed spread is visible next to the effect of a config change.
  */
-import { parseArgs } from "node:util";
-import { describeParseError } from "./cli.ts";
+import { parseCommandArgs } from "./cli.ts";
 import { checkOutputFile } from "./output_policy.ts";
 import { userPath } from "./paths.ts";
 import { writeFileAtomic } from "./atomic.ts";
@@ -221,24 +220,9 @@ const USAGE = "usage: deno task report RESULTS... [--out report.html]\n" +
 
 /** `deno task report`: writes the HTML report atomically and returns the exit code. */
 export async function runReport(args: string[]): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args,
-      allowPositionals: true,
-      strict: true,
-      options: {
-        out: { type: "string", short: "o", default: "report.html" },
-        help: { type: "boolean", short: "h", default: false },
-      },
-    });
-  } catch (e) {
-    throw new UsageError(`${describeParseError(e)}\n${USAGE}`);
-  }
-  if (parsed.values.help) {
-    console.log(USAGE);
-    return ExitCode.ok;
-  }
+  const parsed = parseCommandArgs(args, {
+    out: { type: "string", short: "o", default: "report.html" },
+  }, USAGE);
   if (parsed.positionals.length === 0) throw new UsageError(`no results given\n${USAGE}`);
   const out = userPath(parsed.values.out);
   await checkOutputFile(out, "--out");
