@@ -65,6 +65,13 @@ export interface MatmulLayout extends MatmulTile {
   vecC: boolean;
   /** K % 4 != 0: the last chunk of four k is clamped and masked. */
   raggedK: boolean;
+  /**
+   * b is bound as a uniform array of this many vec4s (0: as storage). llvmpipe (Mesa 22.3)
+   * loads a storage element lane by lane in a loop with a branch per lane and component, a
+   * uniform one with one branch-free gather: a small shared b (a Linear's weight) is read
+   * several times faster. The size is part of the WGSL, so each size is its own pipeline.
+   */
+  uniformB?: number;
   epilogue: EpilogueLayout;
 }
 
@@ -85,7 +92,11 @@ export function matmulCode(layout: MatmulLayout): string {
   const L: string[] = [headerSource];
   const arr = (vec: boolean) => vec ? "array<vec4<f32>>" : "array<f32>";
   L.push(`@group(0) @binding(0) var<storage, read> a: ${arr(vecA)};`);
-  L.push(`@group(0) @binding(1) var<storage, read> b: ${arr(vecB)};`);
+  L.push(
+    layout.uniformB
+      ? `@group(0) @binding(1) var<uniform> b: array<vec4<f32>, ${layout.uniformB}>;`
+      : `@group(0) @binding(1) var<storage, read> b: ${arr(vecB)};`,
+  );
   L.push(`@group(0) @binding(2) var<storage, read_write> c: ${arr(vecC)};`);
   L.push(...epilogueDeclarations(layout.epilogue, vecC));
   L.push(`@compute @workgroup_size(${layout.wgx}, ${layout.wgy})`);
@@ -349,6 +360,22 @@ export function chooseMatmulKernel(dims: MatmulDims, opts: MatmulOptions = {}): 
   return "buffer";
 }
 
+/**
+ * How many vec4s b spans when it can be bound as a uniform array, else 0: one matrix (not
+ * batched) whose vec4s fill it exactly, within maxUniformBufferBindingSize, at an aligned
+ * offset, in a buffer that this dispatch does not also write (a buffer may not be bound as
+ * uniform and writable storage at once).
+ */
+function uniformVec4s(gpu: Gpu, b: Tensor, written: readonly Tensor[]): number {
+  const bytes = b.byteLength;
+  const fits = b.shape.length === 2 && bytes > 0 && bytes % 16 === 0 &&
+    bytes <= gpu.limits.maxUniformBufferBindingSize &&
+    b.byteOffset % gpu.limits.minUniformBufferOffsetAlignment === 0 &&
+    (b.buffer.usage & GPUBufferUsage.UNIFORM) !== 0 &&
+    written.every((t) => t.buffer !== b.buffer);
+  return fits ? bytes / 16 : 0;
+}
+
 /** Whether the buffer kernel can read a and b as vec4 (aligned contiguous runs of four). */
 function vectorReads(
   { M, N, K }: MatmulDims,
@@ -380,6 +407,8 @@ export function matmul(
     tile?: MatmulTile;
     /** Overrides the automatic kernel choice (tests and benchmarks). */
     kernel?: MatmulKernel;
+    /** Reads b from storage even where a uniform binding could take it (tests, benchmarks). */
+    noUniform?: boolean;
   } = {},
 ): void {
   const dims = matmulDims(a, b, out, opts);
@@ -420,13 +449,16 @@ export function matmul(
   }
   const tile = opts.tile ?? chooseMatmulTile(dims);
   const raggedK = K % 4 !== 0;
+  const reads = vectorReads(dims, opts, tile);
+  const written = [out, ...(opts.epilogue?.preActivation ? [opts.epilogue.preActivation] : [])];
   const layout: MatmulLayout = {
     ...tile,
     transA,
     transB,
-    ...vectorReads(dims, opts, tile),
+    ...reads,
     vecC: N % 4 === 0,
     raggedK,
+    uniformB: reads.vecB && !opts.noUniform ? uniformVec4s(rec.gpu, b, written) : 0,
     epilogue,
   };
   const params = storageU32(rec.gpu, [
@@ -438,7 +470,8 @@ export function matmul(
   ], "matmul.params");
   const flags = [layout.vecA, layout.vecB, layout.vecC, raggedK].map(Number).join("");
   const key = `${transA ? "t" : "n"}${transB ? "t" : "n"}${flags}_${tile.tm}x${tile.tn}_` +
-    `${tile.wgx}x${tile.wgy}${epilogueKey(epilogue)}`;
+    `${tile.wgx}x${tile.wgy}${layout.uniformB ? `_u${layout.uniformB}` : ""}` +
+    epilogueKey(epilogue);
   const name = `matmul_${key}`;
   const pipeline = pipelineFor(rec.gpu, {
     name,

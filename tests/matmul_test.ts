@@ -238,6 +238,34 @@ Deno.test("the buffer and texture kernels agree bit for bit", async () => {
   }
 });
 
+Deno.test("a weight read through a uniform binding gives the storage binding's bits", async () => {
+  // The buffer kernel binds a small shared b as a uniform array: a different load path, the
+  // same values and the same fused multiply-adds.
+  const gpu = await getGpu();
+  const shapes: [number, number, number, MatmulOptions][] = [
+    [37, 64, 24, { transB: true }], // a Linear forward: x·Wᵀ
+    [40, 20, 64, {}], // a Linear's dX = dY·W
+    [9, 16, 8, { transA: true }],
+  ];
+  for (const [M, K, N, opts] of shapes) {
+    const c = operands(M, K, N, opts);
+    const a = createTensor(gpu, c.a, "f32", "a", rand(M * K, 93));
+    const b = createTensor(gpu, c.b, "f32", "b", rand(K * N, 94));
+    const viaUniform = createTensor(gpu, [M, N], "f32", "viaUniform");
+    const viaStorage = createTensor(gpu, [M, N], "f32", "viaStorage");
+    const rec = new Recorder(gpu);
+    matmul(rec, a, b, viaUniform, { ...opts, kernel: "buffer" });
+    matmul(rec, a, b, viaStorage, { ...opts, kernel: "buffer", noUniform: true });
+    const [uniform, storage] = rec.dispatches.map((d) => d.kernel);
+    ok(/_u\d+/.test(uniform) && !/_u\d+/.test(storage), `${uniform} / ${storage}`);
+    (await rec.finish()).submit();
+    const got = await readF32(viaUniform);
+    deepStrictEqual(got, await readF32(viaStorage));
+    const want = matmulReference(await readF32(a), c.a, await readF32(b), c.b, opts);
+    ok(relErr(got, want) < 1e-5, `${M}×${K}×${N}`);
+  }
+});
+
 Deno.test("a forced texture kernel on a shape past the texture limits is a LimitError", async () => {
   const gpu = await getGpu();
   const K = 4 * gpu.limits.maxTextureDimension2D + 4;
