@@ -45,14 +45,32 @@ interface Case {
   opts: MatmulOptions;
   /** How often it runs per step. */
   perStep: number;
+  /** The Linear's epilogue: bias, and ReLU when "relu". */
+  epilogue?: "bias" | "relu";
 }
 
 const CASES: Case[] = [
   { name: "qkv fwd", M: 512, N: 192, K: 64, opts: { transB: true }, perStep: 4 },
-  { name: "proj fwd", M: 512, N: 64, K: 64, opts: { transB: true }, perStep: 4 },
-  { name: "ffn up fwd", M: 512, N: 256, K: 64, opts: { transB: true }, perStep: 4 },
-  { name: "ffn down fwd", M: 512, N: 64, K: 256, opts: { transB: true }, perStep: 4 },
-  { name: "head fwd", M: 512, N: 89, K: 64, opts: { transB: true }, perStep: 1 },
+  { name: "proj fwd", M: 512, N: 64, K: 64, opts: { transB: true }, perStep: 4, epilogue: "bias" },
+  {
+    name: "ffn up fwd",
+    M: 512,
+    N: 256,
+    K: 64,
+    opts: { transB: true },
+    perStep: 4,
+    epilogue: "relu",
+  },
+  {
+    name: "ffn down fwd",
+    M: 512,
+    N: 64,
+    K: 256,
+    opts: { transB: true },
+    perStep: 4,
+    epilogue: "bias",
+  },
+  { name: "head fwd", M: 512, N: 89, K: 64, opts: { transB: true }, perStep: 1, epilogue: "bias" },
   { name: "qkv dW", M: 192, N: 64, K: 512, opts: { transA: true }, perStep: 4 },
   { name: "qkv dX", M: 512, N: 64, K: 192, opts: {}, perStep: 4 },
   { name: "proj dW", M: 64, N: 64, K: 512, opts: { transA: true }, perStep: 4 },
@@ -104,6 +122,10 @@ async function main(): Promise<void> {
     if (filter && !c.name.includes(filter)) continue;
     const a = await random(gpu, c.opts.transA ? [c.K, c.M] : [c.M, c.K], "a");
     const b = await random(gpu, c.opts.transB ? [c.N, c.K] : [c.K, c.N], "b");
+    const bias = await random(gpu, [c.N], "bias");
+    const epilogue = c.epilogue
+      ? { bias, activation: c.epilogue === "relu" ? "relu" as const : "none" as const }
+      : undefined;
     const dims = matmulDims(a, b, createTensor(gpu, [c.M, c.N], "f32", "o"), c.opts);
     const kernel = chooseMatmulKernel(dims, c.opts);
     const tile = chooseMatmulTile(dims);
@@ -139,11 +161,12 @@ async function main(): Promise<void> {
       wall: per(median(t.map((x) => x.wall)) - floorWall),
       cpu: per(median(t.map((x) => x.cpu)) - floorCpu),
     }));
+    // Without row blocks (see kernels/matmul_uniform.ts), which the dispatcher tries first.
     const auto = kernel === "texture" ? "tex" : `buf ${tile.tm}x${tile.tn} ${tile.wgx}x${tile.wgy}`;
     console.log(
       `${c.name} (${c.M}×${c.N}×${c.K} ${c.opts.transA ? "t" : "n"}${
         c.opts.transB ? "t" : "n"
-      }, ×${c.perStep}/step; auto = ${auto})`,
+      }, ×${c.perStep}/step; unblocked auto = ${auto})`,
     );
     plans.forEach((p, i) => {
       console.log(

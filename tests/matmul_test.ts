@@ -266,6 +266,40 @@ Deno.test("a weight read through a uniform binding gives the storage binding's b
   }
 });
 
+Deno.test("an a too large for one uniform binding runs block by block, same bits", async () => {
+  // 300×64 floats are 75 KiB: two blocks of rows (256 + 44), each with a and b uniform, must
+  // give the single storage-bound dispatch's bits, with an epilogue and with accumulation.
+  const gpu = await getGpu();
+  const [M, K, N] = [300, 64, 24];
+  const a = createTensor(gpu, [M, K], "f32", "a", rand(M * K, 97));
+  const b = createTensor(gpu, [N, K], "f32", "b", rand(N * K, 98));
+  const bias = createTensor(gpu, [N], "f32", "bias", rand(N, 99));
+  const init = rand(M * N, 100);
+  const outputs = ["blocks", "storage"].map((name) => ({
+    out: createTensor(gpu, [M, N], "f32", `${name}.out`),
+    pre: createTensor(gpu, [M, N], "f32", `${name}.pre`),
+    acc: createTensor(gpu, [M, N], "f32", `${name}.acc`, init),
+  }));
+  const rec = new Recorder(gpu);
+  for (const [i, { out, pre, acc }] of outputs.entries()) {
+    const noUniform = i === 1;
+    const epilogue = { bias, activation: "gelu" as const, preActivation: pre };
+    matmul(rec, a, b, out, { transB: true, epilogue, noUniform });
+    matmul(rec, a, b, acc, { transB: true, accumulate: true, noUniform });
+  }
+  const names = rec.dispatches.map((d) => d.kernel);
+  deepStrictEqual(names.map((n) => /_ua\d+/.test(n)), [true, true, true, true, false, false]);
+  (await rec.finish()).submit();
+  for (const key of ["out", "pre", "acc"] as const) {
+    deepStrictEqual(await readF32(outputs[0][key]), await readF32(outputs[1][key]), key);
+  }
+  const want = matmulReference(await readF32(a), [M, K], await readF32(b), [N, K], {
+    transB: true,
+    accumulate: true,
+  }, init);
+  ok(relErr(await readF32(outputs[0].acc), want) < 1e-5);
+});
+
 Deno.test("a forced texture kernel on a shape past the texture limits is a LimitError", async () => {
   const gpu = await getGpu();
   const K = 4 * gpu.limits.maxTextureDimension2D + 4;
