@@ -20,6 +20,7 @@ import {
 } from "./matmul_epilogue.ts";
 import { bindingResource, pipelineFor, type Recorder } from "./program.ts";
 import { matmulTexture, textureMatmulObstacle } from "./matmul_texture.ts";
+import { uniformRowBlock, uniformVec4s } from "./matmul_uniform.ts";
 
 export {
   type EpilogueLayout,
@@ -27,7 +28,7 @@ export {
   storeTileLines,
   XYZW,
 } from "./matmul_epilogue.ts";
-import { LimitError, ShapeError, type Tensor } from "./tensor.ts";
+import { LimitError, ShapeError, type Tensor, tensorView } from "./tensor.ts";
 
 /** Options of `matmul`: operand transposes and accumulation into `out`. */
 export interface MatmulOptions {
@@ -65,6 +66,15 @@ export interface MatmulLayout extends MatmulTile {
   vecC: boolean;
   /** K % 4 != 0: the last chunk of four k is clamped and masked. */
   raggedK: boolean;
+  /**
+   * b is bound as a uniform array of this many vec4s (0: as storage). llvmpipe (Mesa 22.3)
+   * loads a storage element lane by lane in a loop with a branch per lane and component, a
+   * uniform one with one branch-free gather: a small shared b (a Linear's weight) is read
+   * several times faster. The size is part of the WGSL, so each size is its own pipeline.
+   */
+  uniformB?: number;
+  /** a is bound as a uniform array of this many vec4s (0: as storage), as b above. */
+  uniformA?: number;
   epilogue: EpilogueLayout;
 }
 
@@ -84,8 +94,16 @@ export function matmulCode(layout: MatmulLayout): string {
   const groups = tn / 4;
   const L: string[] = [headerSource];
   const arr = (vec: boolean) => vec ? "array<vec4<f32>>" : "array<f32>";
-  L.push(`@group(0) @binding(0) var<storage, read> a: ${arr(vecA)};`);
-  L.push(`@group(0) @binding(1) var<storage, read> b: ${arr(vecB)};`);
+  L.push(
+    layout.uniformA
+      ? `@group(0) @binding(0) var<uniform> a: array<vec4<f32>, ${layout.uniformA}>;`
+      : `@group(0) @binding(0) var<storage, read> a: ${arr(vecA)};`,
+  );
+  L.push(
+    layout.uniformB
+      ? `@group(0) @binding(1) var<uniform> b: array<vec4<f32>, ${layout.uniformB}>;`
+      : `@group(0) @binding(1) var<storage, read> b: ${arr(vecB)};`,
+  );
   L.push(`@group(0) @binding(2) var<storage, read_write> c: ${arr(vecC)};`);
   L.push(...epilogueDeclarations(layout.epilogue, vecC));
   L.push(`@compute @workgroup_size(${layout.wgx}, ${layout.wgy})`);
@@ -380,6 +398,8 @@ export function matmul(
     tile?: MatmulTile;
     /** Overrides the automatic kernel choice (tests and benchmarks). */
     kernel?: MatmulKernel;
+    /** Reads b from storage even where a uniform binding could take it (tests, benchmarks). */
+    noUniform?: boolean;
   } = {},
 ): void {
   const dims = matmulDims(a, b, out, opts);
@@ -398,6 +418,26 @@ export function matmul(
   const transA = opts.transA ?? false, transB = opts.transB ?? false;
   const epilogue = checkEpilogue(out, N, opts);
   const extra = epilogueBindings(opts.epilogue);
+  const pre = opts.epilogue?.preActivation;
+  const written = [out, ...(pre ? [pre] : [])];
+  const rowBlock = opts.noUniform || opts.kernel === "texture" || dims.batch > 1
+    ? 0
+    : uniformRowBlock(rec.gpu, a, b, written, { M, K, transA, vecB: vectorReads(dims, opts).vecB });
+  if (rowBlock > 0) {
+    // Block by block, each block of a (and b) bound as uniform: same sums, same bits.
+    for (let r0 = 0; r0 < M; r0 += rowBlock) {
+      const rows = Math.min(rowBlock, M - r0);
+      const rowsOf = (t: Tensor, cols: number, name: string) =>
+        tensorView(t, 4 * r0 * cols, [rows, cols], name);
+      matmul(rec, rowsOf(a, K, `${a.name}.rows`), b, rowsOf(out, N, `${out.name}.rows`), {
+        ...opts,
+        kernel: "buffer",
+        epilogue: opts.epilogue &&
+          { ...opts.epilogue, preActivation: pre && rowsOf(pre, N, `${pre.name}.rows`) },
+      });
+    }
+    return;
+  }
   const kernel = opts.kernel ?? (opts.tile ? "buffer" : chooseMatmulKernel(dims, opts));
   if (kernel === "texture") {
     const tile = opts.tile ?? TEXTURE_TILE;
@@ -420,13 +460,16 @@ export function matmul(
   }
   const tile = opts.tile ?? chooseMatmulTile(dims);
   const raggedK = K % 4 !== 0;
+  const reads = vectorReads(dims, opts, tile);
   const layout: MatmulLayout = {
     ...tile,
     transA,
     transB,
-    ...vectorReads(dims, opts, tile),
+    ...reads,
     vecC: N % 4 === 0,
     raggedK,
+    uniformB: reads.vecB && !opts.noUniform ? uniformVec4s(rec.gpu, b, written) : 0,
+    uniformA: reads.vecA && !opts.noUniform ? uniformVec4s(rec.gpu, a, written) : 0,
     epilogue,
   };
   const params = storageU32(rec.gpu, [
@@ -438,7 +481,9 @@ export function matmul(
   ], "matmul.params");
   const flags = [layout.vecA, layout.vecB, layout.vecC, raggedK].map(Number).join("");
   const key = `${transA ? "t" : "n"}${transB ? "t" : "n"}${flags}_${tile.tm}x${tile.tn}_` +
-    `${tile.wgx}x${tile.wgy}${epilogueKey(epilogue)}`;
+    `${tile.wgx}x${tile.wgy}${layout.uniformB ? `_u${layout.uniformB}` : ""}` +
+    `${layout.uniformA ? `_ua${layout.uniformA}` : ""}` +
+    epilogueKey(epilogue);
   const name = `matmul_${key}`;
   const pipeline = pipelineFor(rec.gpu, {
     name,

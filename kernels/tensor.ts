@@ -69,7 +69,10 @@ export function createTensor(
     label: name,
     // WebGPU forbids zero-sized bindings; round up to a vec4 so vectorised kernels may overread.
     size: Math.max(16, Math.ceil(bytes / 16) * 16),
-    usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
+    // UNIFORM too: matmul reads a small shared operand (a weight) through a uniform binding,
+    // which llvmpipe loads with a branch-free gather instead of a per-lane loop.
+    usage: GPUBufferUsage.STORAGE | GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_SRC |
+      GPUBufferUsage.COPY_DST,
   });
   const tensor = new Tensor(gpu, buffer, [...shape], dtype, name);
   if (data !== undefined) writeTensor(tensor, data);

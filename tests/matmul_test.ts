@@ -239,6 +239,68 @@ Deno.test("the buffer and texture kernels agree bit for bit", async () => {
   }
 });
 
+Deno.test("a weight read through a uniform binding gives the storage binding's bits", async () => {
+  // The buffer kernel binds a small shared b as a uniform array: a different load path, the
+  // same values and the same fused multiply-adds.
+  const gpu = await getGpu();
+  const shapes: [number, number, number, MatmulOptions][] = [
+    [37, 64, 24, { transB: true }], // a Linear forward: x·Wᵀ
+    [40, 20, 64, {}], // a Linear's dX = dY·W
+    [9, 16, 8, { transA: true }],
+  ];
+  for (const [M, K, N, opts] of shapes) {
+    const c = operands(M, K, N, opts);
+    const a = createTensor(gpu, c.a, "f32", "a", rand(M * K, 93));
+    const b = createTensor(gpu, c.b, "f32", "b", rand(K * N, 94));
+    const viaUniform = createTensor(gpu, [M, N], "f32", "viaUniform");
+    const viaStorage = createTensor(gpu, [M, N], "f32", "viaStorage");
+    const rec = new Recorder(gpu);
+    matmul(rec, a, b, viaUniform, { ...opts, kernel: "buffer" });
+    matmul(rec, a, b, viaStorage, { ...opts, kernel: "buffer", noUniform: true });
+    const [uniform, storage] = rec.dispatches.map((d) => d.kernel);
+    ok(/_u\d+/.test(uniform) && !/_u\d+/.test(storage), `${uniform} / ${storage}`);
+    (await rec.finish()).submit();
+    const got = await readF32(viaUniform);
+    deepStrictEqual(got, await readF32(viaStorage));
+    const want = matmulReference(await readF32(a), c.a, await readF32(b), c.b, opts);
+    ok(relErr(got, want) < 1e-5, `${M}×${K}×${N}`);
+  }
+});
+
+Deno.test("an a too large for one uniform binding runs block by block, same bits", async () => {
+  // 300×64 floats are 75 KiB: two blocks of rows (256 + 44), each with a and b uniform, must
+  // give the single storage-bound dispatch's bits, with an epilogue and with accumulation.
+  const gpu = await getGpu();
+  const [M, K, N] = [300, 64, 24];
+  const a = createTensor(gpu, [M, K], "f32", "a", rand(M * K, 97));
+  const b = createTensor(gpu, [N, K], "f32", "b", rand(N * K, 98));
+  const bias = createTensor(gpu, [N], "f32", "bias", rand(N, 99));
+  const init = rand(M * N, 100);
+  const outputs = ["blocks", "storage"].map((name) => ({
+    out: createTensor(gpu, [M, N], "f32", `${name}.out`),
+    pre: createTensor(gpu, [M, N], "f32", `${name}.pre`),
+    acc: createTensor(gpu, [M, N], "f32", `${name}.acc`, init),
+  }));
+  const rec = new Recorder(gpu);
+  for (const [i, { out, pre, acc }] of outputs.entries()) {
+    const noUniform = i === 1;
+    const epilogue = { bias, activation: "gelu" as const, preActivation: pre };
+    matmul(rec, a, b, out, { transB: true, epilogue, noUniform });
+    matmul(rec, a, b, acc, { transB: true, accumulate: true, noUniform });
+  }
+  const names = rec.dispatches.map((d) => d.kernel);
+  deepStrictEqual(names.map((n) => /_ua\d+/.test(n)), [true, true, true, true, false, false]);
+  (await rec.finish()).submit();
+  for (const key of ["out", "pre", "acc"] as const) {
+    deepStrictEqual(await readF32(outputs[0][key]), await readF32(outputs[1][key]), key);
+  }
+  const want = matmulReference(await readF32(a), [M, K], await readF32(b), [N, K], {
+    transB: true,
+    accumulate: true,
+  }, init);
+  ok(relErr(await readF32(outputs[0].acc), want) < 1e-5);
+});
+
 Deno.test("a forced texture kernel on a shape past the texture limits is a LimitError", async () => {
   const gpu = await getGpu();
   const K = 4 * gpu.limits.maxTextureDimension2D + 4;
