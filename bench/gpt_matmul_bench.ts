@@ -138,6 +138,7 @@ async function main(): Promise<void> {
           probe = createTensor(gpu, [c.M, c.N], "f32", "out");
           matmul(rec, a, b, probe, {
             ...c.opts,
+            epilogue,
             kernel: v.kernel,
             tile: v.tile,
             noUniform: v.noUniform,

@@ -8,10 +8,6 @@ import type { Recorder } from "./program.ts";
 import { ShapeError, type Tensor } from "./tensor.ts";
 import { requireDisjoint, requireF32, requireSameShape } from "./validate.ts";
 
-// Re-exported for kernels/matmul.ts and kernels/matmul_epilogue.ts, which still import them
-// from here; drop once they import ./validate.ts (issue 13).
-export { requireDisjoint, requireF32, requireSameShape } from "./validate.ts";
-
 const Op = { add: 0, mul: 1, scale: 2, relu: 3, reluBackward: 4, copy: 5 } as const;
 
 /** Records one elementwise dispatch; vec4 lanes when every length allows it. */

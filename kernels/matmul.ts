@@ -6,53 +6,43 @@
  * batched form, q·kᵀ over [B*heads, T, hs].
  */
 import headerSource from "./matmul.wgsl" with { type: "text" };
-import type { Gpu } from "./device.ts";
-import { requireDisjoint, requireF32 } from "./elementwise.ts";
+import { requireDisjoint } from "./validate.ts";
 import {
   checkEpilogue,
   epilogueBindings,
   epilogueDeclarations,
   epilogueKey,
   type EpilogueLayout,
-  type MatmulEpilogue,
   storeTileLines,
   XYZW,
 } from "./matmul_epilogue.ts";
-import { bindingResource, pipelineFor, type Recorder } from "./program.ts";
+import { bindingResource, pipelineFor, type Recorder, storageU32 } from "./program.ts";
+import { MAX_LOOP_ITERATIONS } from "./device_limits.ts";
+import {
+  fmaTileLines,
+  type MatmulDims,
+  matmulDims,
+  type MatmulOptions,
+  type MatmulTile,
+} from "./matmul_tile.ts";
 import { matmulTexture, textureMatmulObstacle } from "./matmul_texture.ts";
 import { uniformRowBlock, uniformVec4s } from "./matmul_uniform.ts";
 
+export {
+  fmaTileLines,
+  type MatmulDims,
+  matmulDims,
+  type MatmulOptions,
+  type MatmulTile,
+} from "./matmul_tile.ts";
+export { storageU32 } from "./program.ts";
 export {
   type EpilogueLayout,
   type MatmulEpilogue,
   storeTileLines,
   XYZW,
 } from "./matmul_epilogue.ts";
-import { LimitError, ShapeError, type Tensor, tensorView } from "./tensor.ts";
-
-/** Options of `matmul`: operand transposes and accumulation into `out`. */
-export interface MatmulOptions {
-  /** `a` is stored [K, M] (or [Bt, K, M]) and used transposed. */
-  transA?: boolean;
-  /** `b` is stored [N, K] (or [Bt, N, K]) and used transposed. */
-  transB?: boolean;
-  /** out += a·b instead of out = a·b (gradient accumulation). */
-  accumulate?: boolean;
-  /** Applied to each output on its way to memory (not with `accumulate`). */
-  epilogue?: MatmulEpilogue;
-}
-
-/** The register tile and workgroup shape a matmul dispatch uses. */
-export interface MatmulTile {
-  /** Output rows per invocation. */
-  tm: number;
-  /** Output columns per invocation. */
-  tn: number;
-  /** Workgroup size along the column tiles. */
-  wgx: number;
-  /** Workgroup size along the row tiles. */
-  wgy: number;
-}
+import { LimitError, type Tensor, tensorView } from "./tensor.ts";
 
 /** Everything that decides the generated WGSL; shapes travel in the uniform. */
 export interface MatmulLayout extends MatmulTile {
@@ -77,9 +67,6 @@ export interface MatmulLayout extends MatmulTile {
   uniformA?: number;
   epilogue: EpilogueLayout;
 }
-
-/** llvmpipe stops an invocation after this many loop iterations in total, silently. */
-export const MAX_LOOP_ITERATIONS = 65535;
 
 /** WGSL for one matmul layout: the shared header plus an unrolled TM×TN tile body. */
 export function matmulCode(layout: MatmulLayout): string {
@@ -214,93 +201,12 @@ export function matmulCode(layout: MatmulLayout): string {
   return L.join("\n");
 }
 
-/**
- * One k-step of a register tile: c{i}_{g} += a(i, kk) · b(kk, g) for kk = 0..3, as one chain of
- * fused multiply-adds per output in ascending k. Every matmul kernel uses this order, so the
- * kernels agree bit for bit whichever the dispatcher picks.
- */
-export function fmaTileLines(
-  tm: number,
-  groups: number,
-  a: (i: number, kk: number) => string,
-  b: (kk: number, g: number) => string,
-): string[] {
-  const lines: string[] = [];
-  for (let i = 0; i < tm; i++) {
-    for (let g = 0; g < groups; g++) {
-      const sum = [0, 1, 2, 3].reduce(
-        (acc, kk) => `fma(vec4<f32>(${a(i, kk)}), ${b(kk, g)}, ${acc})`,
-        `c${i}_${g}`,
-      );
-      lines.push(`    c${i}_${g} = ${sum};`);
-    }
-  }
-  return lines;
-}
-
-/**
- * A small read-only storage buffer of u32 parameters. Not a uniform buffer: lavapipe (Mesa
- * 22.3) inlines uniform values that steer loops into a shader variant and, once that happens,
- * rebuilds the variant whenever a dispatch binds a different uniform buffer, about 1.5 ms per
- * dispatch on llvmpipe. Storage buffers are never inlined.
- */
-export function storageU32(gpu: Gpu, values: readonly number[], label = "params"): GPUBuffer {
-  const buffer = gpu.device.createBuffer({
-    label,
-    size: Math.max(16, Math.ceil(values.length / 4) * 16),
-    usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST,
-  });
-  gpu.device.queue.writeBuffer(buffer, 0, Uint32Array.from(values));
-  return buffer;
-}
-
 const codeCache = new Map<string, string>();
 
 function cachedCode(key: string, layout: MatmulLayout): string {
   let code = codeCache.get(key);
   if (code === undefined) codeCache.set(key, code = matmulCode(layout));
   return code;
-}
-
-/** Dimensions of a matmul after shape validation. */
-export interface MatmulDims {
-  batch: number;
-  M: number;
-  N: number;
-  K: number;
-  aBatched: boolean;
-  bBatched: boolean;
-}
-
-/** Validates operand and output shapes; returns the logical dimensions. */
-export function matmulDims(
-  a: Tensor,
-  b: Tensor,
-  out: Tensor,
-  opts: MatmulOptions = {},
-): MatmulDims {
-  const what = () =>
-    `matmul(transA=${opts.transA ?? false}, transB=${opts.transB ?? false}): ` +
-    `a ${a.describe()}, b ${b.describe()}, out ${out.describe()}`;
-  requireF32("matmul", a, b, out);
-  if (a.shape.length < 2 || a.shape.length > 3 || b.shape.length < 2 || b.shape.length > 3) {
-    throw new ShapeError(`${what()}: operands must be 2-D or 3-D`);
-  }
-  const [aBatch, aRows, aCols] = a.shape.length === 3 ? a.shape : [1, ...a.shape];
-  const [bBatch, bRows, bCols] = b.shape.length === 3 ? b.shape : [1, ...b.shape];
-  const [M, Ka] = opts.transA ? [aCols, aRows] : [aRows, aCols];
-  const [Kb, N] = opts.transB ? [bCols, bRows] : [bRows, bCols];
-  if (Ka !== Kb) throw new ShapeError(`${what()}: inner dimensions ${Ka} and ${Kb} differ`);
-  const aBatched = a.shape.length === 3, bBatched = b.shape.length === 3;
-  if (aBatched && bBatched && aBatch !== bBatch) {
-    throw new ShapeError(`${what()}: batch sizes ${aBatch} and ${bBatch} differ`);
-  }
-  const batch = aBatched ? aBatch : bBatch;
-  const want = aBatched || bBatched ? [batch, M, N] : [M, N];
-  if (out.shape.length !== want.length || out.shape.some((d, i) => d !== want[i])) {
-    throw new ShapeError(`${what()}: out must be [${want.join(", ")}]`);
-  }
-  return { batch, M, N, K: Ka, aBatched, bBatched };
 }
 
 /**

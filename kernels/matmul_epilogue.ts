@@ -6,7 +6,7 @@
  * through memory per layer.
  */
 import { type Activation, activationExpr, GELU_WGSL } from "./activation.ts";
-import { requireDisjoint, requireF32, requireSameShape } from "./elementwise.ts";
+import { requireDisjoint, requireF32, requireSameShape } from "./validate.ts";
 import { bindingResource } from "./program.ts";
 import { ShapeError, type Tensor } from "./tensor.ts";
 

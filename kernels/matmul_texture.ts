@@ -10,14 +10,15 @@
 import headerSource from "./matmul_texture.wgsl" with { type: "text" };
 import packSource from "./matmul_pack.wgsl" with { type: "text" };
 import type { Gpu } from "./device.ts";
-import { fmaTileLines, type MatmulDims, type MatmulTile, storageU32, XYZW } from "./matmul.ts";
+import { fmaTileLines, type MatmulDims, type MatmulTile } from "./matmul_tile.ts";
+import { XYZW } from "./matmul_epilogue.ts";
 import {
   epilogueDeclarations,
   epilogueKey,
   type EpilogueLayout,
   storeTileLines,
 } from "./matmul_epilogue.ts";
-import { bindingResource, pipelineFor, type Recorder } from "./program.ts";
+import { bindingResource, pipelineFor, type Recorder, storageU32 } from "./program.ts";
 import type { Tensor } from "./tensor.ts";
 
 /** Generated WGSL by variant key: generating a 16×16 tile body is not free. */

@@ -63,6 +63,22 @@ export function bindingResource(b: Binding): GPUBufferBinding {
     : { buffer: b.buffer, offset: b.byteOffset, size: Math.max(4, b.byteLength) };
 }
 
+/**
+ * A small read-only storage buffer of u32 parameters. Not a uniform buffer: lavapipe (Mesa
+ * 22.3) inlines uniform values that steer loops into a shader variant and, once that happens,
+ * rebuilds the variant whenever a dispatch binds a different uniform buffer, about 1.5 ms per
+ * dispatch on llvmpipe. Storage buffers are never inlined.
+ */
+export function storageU32(gpu: Gpu, values: readonly number[], label = "params"): GPUBuffer {
+  const buffer = gpu.device.createBuffer({
+    label,
+    size: Math.max(16, Math.ceil(values.length / 4) * 16),
+    usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST,
+  });
+  gpu.device.queue.writeBuffer(buffer, 0, Uint32Array.from(values));
+  return buffer;
+}
+
 /** Creates a small uniform buffer holding u32 parameters fixed at record time. */
 export function uniformU32(gpu: Gpu, values: readonly number[], label = "params"): GPUBuffer {
   const buffer = gpu.device.createBuffer({
