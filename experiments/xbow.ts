@@ -11,7 +11,8 @@ import { streamKey } from "../kernels/philox.ts";
 import { Recorder, runOnce } from "../kernels/program.ts";
 import { fillNormal } from "../kernels/random_fill.ts";
 import { softmax } from "../kernels/softmax.ts";
-import { createTensor, readF32 } from "../kernels/tensor.ts";
+import type { Gpu } from "../kernels/device.ts";
+import { createTensor, LimitError, readF32 } from "../kernels/tensor.ts";
 import { Graph } from "../nn/graph.ts";
 import { Head } from "../nn/modules.ts";
 import { ParamStore } from "../nn/params.ts";
@@ -61,6 +62,22 @@ export function loopAverage(x: Float32Array, B: number, T: number, C: number): F
     }
   }
   return out;
+}
+
+/**
+ * The [B, T, T] weight matrices are the largest buffers (and host arrays) xbow makes: checked
+ * before anything is allocated, so an oversized T is a one-line error naming the largest T
+ * that fits instead of a failed allocation.
+ */
+export function checkXbowFits(gpu: Gpu, B: number, T: number): void {
+  const limit = Math.min(gpu.limits.maxStorageBufferBindingSize, gpu.limits.maxBufferSize);
+  if (B * T * T * 4 <= limit) return;
+  const largestT = Math.floor(Math.sqrt(limit / (4 * B)));
+  throw new LimitError(
+    `xbow: the [B, T, T] = [${B}, ${T}, ${T}] weights need ${B * T * T * 4} bytes, above the ` +
+      `device's buffer limit of ${limit}; the largest shape.T that fits with shape.B=${B} is ` +
+      `${largestT}`,
+  );
 }
 
 /** Single-head causal attention in float64: softmax(mask(q·kᵀ)/√hs)·v with q,k,v = x·Wᵀ. */
@@ -126,6 +143,7 @@ export const xbow: CheckExperiment<XbowConfig> = {
   async run(gpu, config, seed) {
     const { B, T, C } = config.shape;
     const hs = config.head.headSize;
+    checkXbowFits(gpu, B, T);
     const x = createTensor(gpu, [B, T, C], "f32", "x");
     const store = new ParamStore(gpu);
     const head = new Head(store, "head", C, hs);

@@ -75,6 +75,8 @@ Deno.test("sizes beyond the device: exit 2 naming the key, the limit and the lar
     const xbow = await run("exp", "xbow", "--set", "shape.T=100000", "--out", out);
     assertExit(xbow, 2);
     assert.match(xbow.stderr, /does not fit: .*lower shape\.T=100000/);
+    // The largest T follows from llvmpipe's 128 MiB binding limit: 4 · T² floats at B = 4.
+    assert.match(xbow.stderr, /largest shape\.T that fits with shape\.B=4 is 2896;/);
     assert.deepEqual(await listDir(out), [], "nothing written");
   });
 });
