@@ -32,6 +32,7 @@
  */
 import { z } from "zod";
 import { UsageError } from "./errors.ts";
+import { paramsSha256 } from "../nn/params.ts";
 import { CurvePoint, InitFrom } from "./result_schema.ts";
 import {
   loadSafetensors,
@@ -322,13 +323,5 @@ export function checkInitCompatible(
  * run's `paramsSha256`.
  */
 export async function checkpointParamsSha256(ckpt: Pick<Checkpoint, "params">): Promise<string> {
-  const parts = Object.values(ckpt.params).map((t) => t.data);
-  const bytes = new Uint8Array(parts.reduce((n, a) => n + a.byteLength, 0));
-  let offset = 0;
-  for (const a of parts) {
-    bytes.set(new Uint8Array(a.buffer, a.byteOffset, a.byteLength), offset);
-    offset += a.byteLength;
-  }
-  const digest = await crypto.subtle.digest("SHA-256", bytes);
-  return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
+  return await paramsSha256(Object.values(ckpt.params).map((t) => t.data));
 }

@@ -246,15 +246,21 @@ export class ParamStore {
 
   /** sha256 over the parameters' bytes in registration order: the determinism fingerprint. */
   async sha256(): Promise<string> {
-    const values = await this.read();
-    const parts = [...values.values()];
-    const bytes = new Uint8Array(parts.reduce((n, a) => n + a.byteLength, 0));
-    let offset = 0;
-    for (const a of parts) {
-      bytes.set(new Uint8Array(a.buffer, a.byteOffset, a.byteLength), offset);
-      offset += a.byteLength;
-    }
-    const digest = await crypto.subtle.digest("SHA-256", bytes);
-    return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
+    return await paramsSha256([...(await this.read()).values()]);
   }
+}
+
+/**
+ * sha256 over parameter arrays' bytes, in the order given: the fingerprint of a store
+ * (registration order) and of a checkpoint (file order, the same) alike.
+ */
+export async function paramsSha256(parts: readonly Float32Array[]): Promise<string> {
+  const bytes = new Uint8Array(parts.reduce((n, a) => n + a.byteLength, 0));
+  let offset = 0;
+  for (const a of parts) {
+    bytes.set(new Uint8Array(a.buffer, a.byteOffset, a.byteLength), offset);
+    offset += a.byteLength;
+  }
+  const digest = await crypto.subtle.digest("SHA-256", bytes);
+  return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
 }

@@ -14,20 +14,10 @@ import {
   ROOT,
   seedlab,
   seedlabWithEnv,
+  SMALL,
   withTempDir,
   writtenPath,
 } from "./cli_helpers.ts";
-
-const SMALL = [
-  "--set",
-  "train.steps=20",
-  "--set",
-  "eval.interval=10",
-  "--set",
-  "eval.iters=2",
-  "--set",
-  "sample.tokens=5",
-];
 
 /** Every output the tests in this file captured, checked for stack traces at the end. */
 const captured: CliOutput[] = [];

@@ -12,22 +12,12 @@ import {
   listDir,
   readResults,
   seedlab,
+  SMALL,
   spawnSeedlab,
   withTempDir,
   writtenPath,
 } from "./cli_helpers.ts";
 
-/** Fast runs: 20 steps, two eval batches, a 5-token sample. */
-const SMALL = [
-  "--set",
-  "train.steps=20",
-  "--set",
-  "eval.interval=10",
-  "--set",
-  "eval.iters=2",
-  "--set",
-  "sample.tokens=5",
-];
 /** Long enough to be stopped part way: evaluations every 25 steps of a million. */
 const ENDLESS = [
   "--set",

@@ -12,6 +12,18 @@ import type { RunResult } from "../harness/result_schema.ts";
 export const ROOT = fileURLToPath(new URL("..", import.meta.url));
 
 /** A tiny training config: two eval intervals, a few eval batches, a short sample. */
+/** Faster still: 20 steps, two eval batches, a 5-token sample. */
+export const SMALL = [
+  "--set",
+  "train.steps=20",
+  "--set",
+  "eval.interval=10",
+  "--set",
+  "eval.iters=2",
+  "--set",
+  "sample.tokens=5",
+];
+
 export const TINY = [
   "--set",
   "train.steps=50",
