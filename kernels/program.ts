@@ -70,21 +70,20 @@ export function bindingResource(b: Binding): GPUBufferBinding {
  * dispatch on llvmpipe. Storage buffers are never inlined.
  */
 export function storageU32(gpu: Gpu, values: readonly number[], label = "params"): GPUBuffer {
-  const buffer = gpu.device.createBuffer({
-    label,
-    size: Math.max(16, Math.ceil(values.length / 4) * 16),
-    usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST,
-  });
-  gpu.device.queue.writeBuffer(buffer, 0, Uint32Array.from(values));
-  return buffer;
+  return u32Buffer(gpu, values, label, GPUBufferUsage.STORAGE);
 }
 
 /** Creates a small uniform buffer holding u32 parameters fixed at record time. */
 export function uniformU32(gpu: Gpu, values: readonly number[], label = "params"): GPUBuffer {
+  return u32Buffer(gpu, values, label, GPUBufferUsage.UNIFORM);
+}
+
+/** A 16-byte-aligned buffer holding `values` as u32, written once at record time. */
+function u32Buffer(gpu: Gpu, values: readonly number[], label: string, usage: number): GPUBuffer {
   const buffer = gpu.device.createBuffer({
     label,
     size: Math.max(16, Math.ceil(values.length / 4) * 16),
-    usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
+    usage: usage | GPUBufferUsage.COPY_DST,
   });
   gpu.device.queue.writeBuffer(buffer, 0, Uint32Array.from(values));
   return buffer;

@@ -4,6 +4,7 @@
  * whose first evaluation equals the float64 reference, and (where PyTorch is installed) the
  * exported weights loaded into the lecture's PyTorch modules giving seedlab's loss to 1e-5.
  */
+import { findTorchPython } from "../bench/torch.ts";
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { experiments } from "../experiments/mod.ts";
@@ -153,25 +154,7 @@ Deno.test("a PyTorch-style state dict (BF16, tril buffer) trains on; its first e
   });
 });
 
-const PYTHONS = ["python3", "/usr/bin/python3"];
-
-async function pythonWithTorch(): Promise<string | null> {
-  for (const python of PYTHONS) {
-    try {
-      const { code } = await new Deno.Command(python, {
-        args: ["-c", "import torch"],
-        stdout: "null",
-        stderr: "null",
-      }).output();
-      if (code === 0) return python;
-    } catch {
-      // Not installed under that name.
-    }
-  }
-  return null;
-}
-
-const PYTHON = await pythonWithTorch();
+const PYTHON = await findTorchPython();
 if (!PYTHON) {
   console.error(
     "cli_export_test: `python3 -c 'import torch'` fails (tried python3, /usr/bin/python3): " +
@@ -250,7 +233,7 @@ async function seedlabLoss(
 
 Deno.test({
   name: "PyTorch loads every exported experiment and its loss on a fixed batch equals seedlab's",
-  ignore: PYTHON === null,
+  ignore: PYTHON === undefined,
   fn: async () => {
     await withTempDir(async (dir) => {
       const cases = [];
